@@ -1,0 +1,212 @@
+#include "ts_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+int64_t ts_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+double ts_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+ts_err ts_random(void *buf, size_t n)
+{
+	return RAND_bytes(buf, (int)n) == 1 ? TS_OK : TS_ERR_INTERNAL;
+}
+
+void ts_sha256(const void *data, size_t n, unsigned char out[32])
+{
+	unsigned int len = 32;
+	EVP_Digest(data, n, out, &len, EVP_sha256(), NULL);
+}
+
+size_t ts_b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+	/* EVP_EncodeBlock writes standard base64 with padding; map it to base64url. */
+	int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	while (len > 0 && out[len - 1] == '=')
+		len--;
+	out[len] = '\0';
+	for (int i = 0; i < len; i++) {
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
+	}
+	return (size_t)len;
+}
+
+long ts_b64url_decode(const char *in, unsigned char *out, size_t outcap)
+{
+	size_t n = strlen(in);
+	if (n > 4096 || n % 4 == 1)
+		return -1;
+	char buf[4100];
+	size_t i;
+	for (i = 0; i < n; i++) {
+		char c = in[i];
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			return -1;
+		buf[i] = c;
+	}
+	size_t pad = (4 - n % 4) % 4;
+	for (size_t k = 0; k < pad; k++)
+		buf[i++] = '=';
+	buf[i] = '\0';
+	unsigned char tmp[3100];
+	int len = EVP_DecodeBlock(tmp, (unsigned char *)buf, (int)i);
+	if (len < 0)
+		return -1;
+	len -= (int)pad; /* EVP_DecodeBlock counts padding as zero bytes */
+	if (len < 0 || (size_t)len > outcap)
+		return -1;
+	memcpy(out, tmp, (size_t)len);
+	return len;
+}
+
+void ts_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int ts_ct_equal(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+ts_err ts_mkdirs(const char *path, unsigned mode)
+{
+	char buf[4096];
+	if (strlen(path) >= sizeof(buf))
+		return TS_ERR_BAD_REQUEST;
+	strcpy(buf, path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return TS_ERR_IO;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		return TS_ERR_IO;
+	return TS_OK;
+}
+
+ts_err ts_read_file(const char *path, size_t cap, char **out, size_t *len)
+{
+	ts_err result = TS_ERR_IO;
+	char *buf = NULL;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		goto out;
+	buf = malloc(cap + 1);
+	if (!buf) {
+		result = TS_ERR_NOMEM;
+		goto out;
+	}
+	size_t n = fread(buf, 1, cap + 1, f);
+	if (ferror(f))
+		goto out;
+	if (n > cap) {
+		result = TS_ERR_TOO_LARGE;
+		goto out;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	buf = NULL;
+	if (len)
+		*len = n;
+	result = TS_OK;
+out:
+	free(buf);
+	if (f)
+		fclose(f);
+	return result;
+}
+
+ts_err ts_write_file(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[4200];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return TS_ERR_BAD_REQUEST;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return TS_ERR_IO;
+	const char *p = data;
+	size_t left = len;
+	while (left > 0) {
+		ssize_t w = write(fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			unlink(tmp);
+			return TS_ERR_IO;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	/* fchmod: the umask may have narrowed or the file may have existed with another mode. */
+	if (fchmod(fd, mode) != 0 || fsync(fd) != 0 || close(fd) != 0) {
+		unlink(tmp);
+		return TS_ERR_IO;
+	}
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return TS_ERR_IO;
+	}
+	return TS_OK;
+}
+
+int ts_parse_u64(const char *s, uint64_t *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end == 'e' || *end == 'E') {
+		char *end2;
+		unsigned long e = strtoul(end + 1, &end2, 10);
+		if (end2 == end + 1 || *end2 || e > 19)
+			return -1;
+		for (unsigned long i = 0; i < e; i++) {
+			if (v > UINT64_MAX / 10)
+				return -1;
+			v *= 10;
+		}
+		end = end2;
+	}
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}

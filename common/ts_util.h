@@ -1,0 +1,43 @@
+/* ts_util: small helpers shared by server and client: time, randomness, encodings, files. */
+#ifndef TS_UTIL_H
+#define TS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ts_err.h"
+
+#define TS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Wall clock in seconds (Unix time) and a monotonic clock in seconds. */
+int64_t ts_now(void);
+double ts_mono(void);
+
+/* Cryptographically strong random bytes (OpenSSL RAND_bytes). */
+ts_err ts_random(void *buf, size_t n);
+
+/* SHA-256 of a buffer, into 32 bytes. */
+void ts_sha256(const void *data, size_t n, unsigned char out[32]);
+
+/* base64url without padding. out must hold 4*ceil(n/3)+1 bytes; returns its length. */
+size_t ts_b64url_encode(const unsigned char *in, size_t n, char *out);
+/* Decodes base64url (no padding); returns the decoded length or -1 on bad input. */
+long ts_b64url_decode(const char *in, unsigned char *out, size_t outcap);
+/* Lowercase hex; out must hold 2n+1 bytes. */
+void ts_hex(const unsigned char *in, size_t n, char *out);
+
+/* Constant-time equality of two buffers of the same length. */
+int ts_ct_equal(const void *a, const void *b, size_t n);
+
+/* mkdir -p with the given mode for the directories it creates. */
+ts_err ts_mkdirs(const char *path, unsigned mode);
+/* Reads a whole file (at most cap bytes) into a NUL-terminated malloc'd buffer. */
+ts_err ts_read_file(const char *path, size_t cap, char **out, size_t *len);
+/* Writes a file atomically (temp file + fsync + rename) with the given mode. */
+ts_err ts_write_file(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Parses a decimal unsigned integer that must be the whole string, with optional e-notation
+ * for exact powers ("2e10"). Returns 0 on success. */
+int ts_parse_u64(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,78 @@
+-- Tessera store, version 1. Applied once to a new database (PRAGMA user_version 0 -> 1).
+-- Unsigned 64-bit values (hits, ranges) are stored in INTEGER columns bit for bit.
+
+CREATE TABLE users (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    pw_hash    TEXT NOT NULL,            -- scrypt$N$r$p$salt$hash (see server/srv_auth.c)
+    role       TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+    disabled   INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE nodes (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    platform   TEXT NOT NULL,
+    cores      INTEGER NOT NULL,
+    disabled   INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    units_done INTEGER NOT NULL DEFAULT 0
+);
+
+-- Every token kind; only the SHA-256 of a token is kept.
+CREATE TABLE tokens (
+    hash       TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN ('session', 'api', 'enroll', 'node')),
+    user_id    INTEGER REFERENCES users (id),
+    node_id    INTEGER REFERENCES nodes (id),
+    uses_left  INTEGER,                  -- enrollment tokens only
+    expires_at INTEGER,                  -- NULL: no expiry (node tokens)
+    revoked    INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY,
+    owner_id    INTEGER NOT NULL REFERENCES users (id),
+    kernel      TEXT NOT NULL,
+    params      TEXT NOT NULL,           -- canonical JSON
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    space       INTEGER NOT NULL,        -- size of the index space
+    unit_size   INTEGER NOT NULL,
+    n_units     INTEGER NOT NULL,
+    next_seq    INTEGER NOT NULL DEFAULT 0, -- units [0, next_seq) exist in table units
+    units_done  INTEGER NOT NULL DEFAULT 0,
+    replication INTEGER NOT NULL,
+    quorum      INTEGER NOT NULL,
+    deadline_s  INTEGER NOT NULL,
+    acc0        INTEGER NOT NULL DEFAULT 0, -- combined partial of the done units
+    acc1        INTEGER NOT NULL DEFAULT 0,
+    compute_s   REAL NOT NULL DEFAULT 0,
+    result      TEXT,
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    started_at  INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX jobs_open ON jobs (state, id);
+CREATE INDEX jobs_owner ON jobs (owner_id, id);
+
+-- A unit row exists from its first lease on (see workunits/wu.h).
+CREATE TABLE units (
+    id       INTEGER PRIMARY KEY,
+    job_id   INTEGER NOT NULL REFERENCES jobs (id),
+    seq      INTEGER NOT NULL,
+    start    INTEGER NOT NULL,
+    count    INTEGER NOT NULL,
+    state    INTEGER NOT NULL,           -- enum wu_state
+    node_id  INTEGER REFERENCES nodes (id),
+    deadline INTEGER,
+    issued   INTEGER NOT NULL DEFAULT 1, -- how many times it was leased
+    result   TEXT,
+    wall_s   REAL,
+    UNIQUE (job_id, seq)
+);
+CREATE INDEX units_lease ON units (state, deadline);
+CREATE INDEX units_job_node ON units (job_id, node_id);

@@ -1,0 +1,282 @@
+/* srv_api: handlers for people (login, jobs, tokens, nodes). Work routes are in srv_work.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+#include "srv_http.h"
+#include "srv_json.h"
+#include "srv_view.h"
+#include "ts_token.h"
+#include "ts_util.h"
+#include "wu.h"
+
+#define JOB_LIST_MAX 200
+
+ts_err api_healthz(srv_ctx *ctx, srv_req *r)
+{
+	r->reply = json_pack("{s:s,s:s}", "status", "ok", "version", TESSERA_VERSION);
+	return TS_OK;
+}
+
+ts_err api_login(srv_ctx *ctx, srv_req *r)
+{
+	static const srv_field fields[] = {
+		{"username", F_STR, 1, 1, 64},
+		{"password", F_STR, 1, 1, 1024},
+	};
+	char token[TS_TOKEN_MAX], role[16] = "";
+	int64_t expires = 0;
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	result = srv_auth_login(ctx->db, json_string_value(json_object_get(r->body, "username")),
+				json_string_value(json_object_get(r->body, "password")), r->now, token,
+				role, &expires);
+	if (result == TS_ERR_UNAUTHORIZED)
+		snprintf(r->why, sizeof(r->why), "wrong user name or password");
+	else if (result == TS_ERR_FORBIDDEN)
+		snprintf(r->why, sizeof(r->why), "this account is disabled");
+	if (result)
+		return result;
+	r->reply = json_pack("{s:s,s:s,s:I}", "token", token, "role", role, "expires_at",
+			     (json_int_t)expires);
+	return TS_OK;
+}
+
+ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
+{
+	static const srv_field fields[] = {
+		{"kernel", F_STR, 1, 1, 64},
+		{"params", F_OBJ, 1, 0, 0},
+		{"unit_size", F_INT, 0, 1, 1e18},
+		{"units", F_INT, 0, 1, (double)WU_MAX_UNITS},
+		{"replication", F_INT, 0, 1, 16},
+		{"quorum", F_INT, 0, 1, 16},
+		{"deadline_s", F_INT, 0, 10, 604800},
+	};
+	kern_args args;
+	wu_split split;
+	char *params = NULL;
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	const char *name = json_string_value(json_object_get(r->body, "kernel"));
+	const kern *k = kern_find(name);
+	if (!k) {
+		int n = snprintf(r->why, sizeof(r->why), "unknown kernel '%.64s'; known:", name);
+		for (const kern *t = kern_table(); t->name && n < (int)sizeof(r->why); t++)
+			n += snprintf(r->why + n, sizeof(r->why) - (size_t)n, " %s", t->name);
+		return TS_ERR_BAD_REQUEST;
+	}
+	json_t *jparams = json_object_get(r->body, "params");
+	result = k->parse(jparams, &args, r->why, sizeof(r->why));
+	if (result)
+		return result;
+	int64_t replication = srv_json_int(r->body, "replication", 1);
+	int64_t quorum = srv_json_int(r->body, "quorum", 1);
+	if (quorum > replication) {
+		snprintf(r->why, sizeof(r->why), "quorum (%lld) cannot exceed replication (%lld)",
+			 (long long)quorum, (long long)replication);
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (replication > 1) {
+		snprintf(r->why, sizeof(r->why), "replication > 1 is not supported by this server yet");
+		return TS_ERR_BAD_REQUEST;
+	}
+	result = wu_split_make(args.space, (uint64_t)srv_json_int(r->body, "unit_size", 0),
+			       (uint64_t)srv_json_int(r->body, "units", 0), k->default_unit, &split,
+			       r->why, sizeof(r->why));
+	if (result)
+		return result;
+	params = json_dumps(jparams, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!params)
+		return TS_ERR_NOMEM;
+	kern_partial zero = k->zero();
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_JOB_INSERT);
+	sqlite3_bind_int64(st, 1, r->who.user_id);
+	sqlite3_bind_text(st, 2, k->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, params, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, (int64_t)split.space);
+	sqlite3_bind_int64(st, 5, (int64_t)split.unit_size);
+	sqlite3_bind_int64(st, 6, (int64_t)split.n_units);
+	sqlite3_bind_int64(st, 7, replication);
+	sqlite3_bind_int64(st, 8, quorum);
+	sqlite3_bind_int64(st, 9, srv_json_int(r->body, "deadline_s", 600));
+	sqlite3_bind_int64(st, 10, (int64_t)zero.v[0]);
+	sqlite3_bind_int64(st, 11, (int64_t)zero.v[1]);
+	sqlite3_bind_int64(st, 12, r->now);
+	free(params);
+	result = srv_db_exec(ctx->db, st);
+	if (result)
+		return result;
+	int64_t id = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
+	if (!ctx->quiet)
+		fprintf(stderr, "job %lld: %s by %s, %llu units of %llu\n", (long long)id, k->name,
+			r->who.name, (unsigned long long)split.n_units,
+			(unsigned long long)split.unit_size);
+	r->status = 201;
+	return srv_view_job(ctx->db, id, 0, r->now, &r->reply, NULL);
+}
+
+/* Loads a job the caller may see (its owner or an admin). */
+static ts_err job_visible(srv_ctx *ctx, srv_req *r, int with_nodes)
+{
+	int64_t owner = 0;
+	ts_err result = srv_view_job(ctx->db, r->id, with_nodes, r->now, &r->reply, &owner);
+	if (result == TS_ERR_NOT_FOUND)
+		snprintf(r->why, sizeof(r->why), "no job %lld", (long long)r->id);
+	if (result)
+		return result;
+	if (r->who.role != ROLE_ADMIN && owner != r->who.user_id) {
+		json_decref(r->reply);
+		r->reply = NULL;
+		snprintf(r->why, sizeof(r->why), "job %lld is not yours", (long long)r->id);
+		return TS_ERR_FORBIDDEN;
+	}
+	return TS_OK;
+}
+
+ts_err api_job_get(srv_ctx *ctx, srv_req *r)
+{
+	return job_visible(ctx, r, 1);
+}
+
+ts_err api_job_list(srv_ctx *ctx, srv_req *r)
+{
+	int admin = r->who.role == ROLE_ADMIN;
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, admin ? Q_JOB_LIST_ALL : Q_JOB_LIST_OWNER);
+	json_t *jobs = json_array();
+	ts_err result = TS_OK;
+	if (admin) {
+		sqlite3_bind_int(st, 1, JOB_LIST_MAX);
+	} else {
+		sqlite3_bind_int64(st, 1, r->who.user_id);
+		sqlite3_bind_int(st, 2, JOB_LIST_MAX);
+	}
+	/* Collect ids first: the view reuses prepared statements. */
+	int64_t ids[JOB_LIST_MAX];
+	int n = 0;
+	while (n < JOB_LIST_MAX && sqlite3_step(st) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	for (int i = 0; i < n && !result; i++) {
+		json_t *job = NULL;
+		result = srv_view_job(ctx->db, ids[i], 0, r->now, &job, NULL);
+		if (!result)
+			json_array_append_new(jobs, job);
+	}
+	if (result) {
+		json_decref(jobs);
+		return result;
+	}
+	r->reply = json_pack("{s:o}", "jobs", jobs);
+	return TS_OK;
+}
+
+ts_err api_job_cancel(srv_ctx *ctx, srv_req *r)
+{
+	ts_err result = job_visible(ctx, r, 0);
+	if (result)
+		return result;
+	json_decref(r->reply);
+	r->reply = NULL;
+	result = srv_db_begin(ctx->db);
+	if (result)
+		return result;
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_JOB_CANCEL);
+	sqlite3_bind_int64(st, 1, r->id);
+	sqlite3_bind_int64(st, 2, r->now);
+	result = srv_db_exec(ctx->db, st);
+	if (result)
+		return result;
+	if (sqlite3_changes(srv_db_handle(ctx->db)) == 0) {
+		snprintf(r->why, sizeof(r->why), "job %lld has already finished", (long long)r->id);
+		return TS_ERR_CONFLICT;
+	}
+	/* Cancelled jobs hand out nothing more, and their open leases are dropped. */
+	st = srv_db_stmt(ctx->db, Q_UNIT_DROP_JOB);
+	sqlite3_bind_int64(st, 1, r->id);
+	result = srv_db_exec(ctx->db, st);
+	if (!result)
+		result = srv_db_commit(ctx->db);
+	if (result)
+		return result;
+	return srv_view_job(ctx->db, r->id, 0, r->now, &r->reply, NULL);
+}
+
+ts_err api_enroll_token(srv_ctx *ctx, srv_req *r)
+{
+	static const srv_field fields[] = {
+		{"uses", F_INT, 0, 1, 10000},
+		{"ttl_s", F_INT, 0, 60, 31536000},
+	};
+	char token[TS_TOKEN_MAX], pin[TS_PIN_MAX];
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	int64_t uses = srv_json_int(r->body, "uses", 1);
+	int64_t expires = r->now + srv_json_int(r->body, "ttl_s", 86400);
+	result = srv_auth_issue(ctx->db, "enroll", r->who.user_id, 0, uses, expires, ctx->pin, r->now,
+				token);
+	if (result)
+		return result;
+	ts_pin_format(ctx->pin, pin);
+	r->status = 201;
+	r->reply = json_pack("{s:s,s:I,s:I,s:s}", "token", token, "uses", (json_int_t)uses,
+			     "expires_at", (json_int_t)expires, "pin", pin);
+	return TS_OK;
+}
+
+ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
+{
+	static const srv_field fields[] = {
+		{"token", F_STR, 1, 1, TS_TOKEN_MAX - 1},
+		{"name", F_STR, 1, 1, 64},
+		{"platform", F_STR, 1, 1, 64},
+		{"cores", F_INT, 1, 1, 4096},
+	};
+	char token[TS_TOKEN_MAX];
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	result = srv_db_begin(ctx->db);
+	if (result)
+		return result;
+	result = srv_auth_use_enroll(ctx->db, json_string_value(json_object_get(r->body, "token")), r->now);
+	if (result) {
+		snprintf(r->why, sizeof(r->why), "enrollment token is invalid, expired, revoked or used up");
+		return result;
+	}
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_INSERT);
+	const char *name = json_string_value(json_object_get(r->body, "name"));
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, json_string_value(json_object_get(r->body, "platform")), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, srv_json_int(r->body, "cores", 1));
+	sqlite3_bind_int64(st, 4, r->now);
+	result = srv_db_exec(ctx->db, st);
+	if (result)
+		return result;
+	int64_t node = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
+	result = srv_auth_issue(ctx->db, "node", 0, node, 0, 0, NULL, r->now, token);
+	if (!result)
+		result = srv_db_commit(ctx->db);
+	if (result)
+		return result;
+	if (!ctx->quiet)
+		fprintf(stderr, "node %lld enrolled: %s\n", (long long)node, name);
+	r->status = 201;
+	r->reply = json_pack("{s:I,s:s}", "node_id", (json_int_t)node, "node_token", token);
+	return TS_OK;
+}
+
+ts_err api_node_list(srv_ctx *ctx, srv_req *r)
+{
+	json_t *nodes = json_array();
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_LIST);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(nodes, srv_view_node(st, r->now));
+	sqlite3_reset(st);
+	r->reply = json_pack("{s:o}", "nodes", nodes);
+	return TS_OK;
+}

@@ -1,0 +1,211 @@
+#include "srv_db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define SCHEMA_VERSION 1
+
+extern const char srv_schema_sql[]; /* schema/NNN_*.sql, embedded by cmake/embed.cmake */
+
+struct srv_db {
+	sqlite3 *h;
+	sqlite3_stmt *st[Q__COUNT];
+};
+
+/* Every statement the server runs. Unit states are enum wu_state: 1 leased, 2 done, 3 dropped. */
+static const char *const stmt_sql[Q__COUNT] = {
+	[Q_USER_BY_NAME] = "SELECT id, pw_hash, role, disabled FROM users WHERE name = ?1",
+	[Q_USER_INSERT] = "INSERT INTO users (name, pw_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+	[Q_USER_COUNT] = "SELECT count(*) FROM users",
+	[Q_TOKEN_BY_HASH] =
+		"SELECT t.hash, t.kind, t.user_id, t.node_id, t.uses_left, t.expires_at, t.revoked,"
+		" u.role, u.name, coalesce(u.disabled, n.disabled, 0)"
+		" FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
+		" LEFT JOIN nodes n ON n.id = t.node_id WHERE t.hash = ?1",
+	[Q_TOKEN_INSERT] = "INSERT INTO tokens (hash, kind, user_id, node_id, uses_left, expires_at,"
+			   " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[Q_TOKEN_USE] = "UPDATE tokens SET uses_left = uses_left - 1"
+			" WHERE hash = ?1 AND uses_left > 0 AND revoked = 0",
+	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen)"
+			  " VALUES (?1, ?2, ?3, ?4, ?4)",
+	[Q_NODE_SEEN] = "UPDATE nodes SET last_seen = ?2 WHERE id = ?1",
+	[Q_NODE_LIST] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done"
+			" FROM nodes ORDER BY id",
+	[Q_JOB_INSERT] =
+		"INSERT INTO jobs (owner_id, kernel, params, state, space, unit_size, n_units,"
+		" replication, quorum, deadline_s, acc0, acc1, created_at)"
+		" VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[Q_JOB_GET] =
+		"SELECT j.id, u.name, j.kernel, j.params, j.state, j.space, j.unit_size, j.n_units,"
+		" j.next_seq, j.units_done, j.replication, j.quorum, j.deadline_s, j.acc0, j.acc1,"
+		" j.compute_s, j.result, j.error, j.created_at, j.started_at, j.finished_at, j.owner_id"
+		" FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = ?1",
+	[Q_JOB_LIST_ALL] = "SELECT id FROM jobs ORDER BY id DESC LIMIT ?1",
+	[Q_JOB_LIST_OWNER] = "SELECT id FROM jobs WHERE owner_id = ?1 ORDER BY id DESC LIMIT ?2",
+	[Q_JOB_CANCEL] = "UPDATE jobs SET state = 'cancelled', finished_at = ?2"
+			 " WHERE id = ?1 AND state IN ('queued', 'running')",
+	[Q_JOB_NEXT_OPEN] = "SELECT id FROM jobs WHERE state IN ('queued', 'running')"
+			    " AND next_seq < n_units ORDER BY id LIMIT 1",
+	[Q_JOB_ADVANCE] = "UPDATE jobs SET next_seq = ?2, state = 'running',"
+			  " started_at = coalesce(started_at, ?3) WHERE id = ?1",
+	[Q_JOB_ACCOUNT] = "UPDATE jobs SET units_done = units_done + 1, acc0 = ?2, acc1 = ?3,"
+			  " compute_s = compute_s + ?4 WHERE id = ?1",
+	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5"
+			 " WHERE id = ?1",
+	[Q_UNIT_COUNTS] = "SELECT count(*) FROM units WHERE job_id = ?1 AND state = 1 AND deadline > ?2",
+	[Q_UNIT_BY_NODE] = "SELECT n.id, n.name, count(*) FROM units u JOIN nodes n ON n.id = u.node_id"
+			   " WHERE u.job_id = ?1 AND u.state = 2 GROUP BY n.id ORDER BY n.id",
+	[Q_UNIT_EXPIRED] = "SELECT u.id FROM units u JOIN jobs j ON j.id = u.job_id"
+			   " WHERE u.state = 1 AND u.deadline <= ?1 AND j.state = 'running'"
+			   " ORDER BY u.deadline LIMIT ?2",
+	[Q_UNIT_RELEASE] = "UPDATE units SET node_id = ?2, deadline = ?3, issued = issued + 1"
+			   " WHERE id = ?1",
+	[Q_UNIT_INSERT] = "INSERT INTO units (job_id, seq, start, count, state, node_id, deadline)"
+			  " VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
+	[Q_UNIT_GET] = "SELECT u.id, u.job_id, u.start, u.count, u.state, u.node_id, u.deadline"
+		       " FROM units u WHERE u.id = ?1",
+	[Q_UNIT_DONE] = "UPDATE units SET state = 2, result = ?2, wall_s = ?3 WHERE id = ?1",
+	[Q_UNIT_DROP_JOB] = "UPDATE units SET state = 3 WHERE job_id = ?1 AND state = 1",
+	[Q_NODE_CREDIT] = "UPDATE nodes SET units_done = units_done + 1 WHERE id = ?1",
+};
+
+static ts_err db_exec_sql(sqlite3 *h, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fprintf(stderr, "%s: %s\n", __func__, msg ? msg : sqlite3_errmsg(h));
+		sqlite3_free(msg);
+		return TS_ERR_DB;
+	}
+	return TS_OK;
+}
+
+static int db_user_version(sqlite3 *h)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+	if (sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+ts_err srv_db_open(const char *path, int create, srv_db **out)
+{
+	ts_err result = TS_ERR_DB;
+	srv_db *db = calloc(1, sizeof(*db));
+	if (!db)
+		return TS_ERR_NOMEM;
+	if (!create && access(path, F_OK) != 0) {
+		fprintf(stderr, "%s: no database at %s (run tessera-server init first)\n", __func__, path);
+		result = TS_ERR_IO;
+		goto out;
+	}
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+	if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
+		fprintf(stderr, "%s: %s: %s\n", __func__, path, db->h ? sqlite3_errmsg(db->h) : "no memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(db->h, 5000);
+	/* WAL with synchronous=NORMAL: a commit survives a crash or kill -9 of the server (the WAL is
+	 * written before the reply); only a power loss may lose the last few commits. */
+	result = db_exec_sql(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+				    " PRAGMA foreign_keys=ON;");
+	if (result)
+		goto out;
+	int version = db_user_version(db->h);
+	if (version == 0) {
+		result = db_exec_sql(db->h, "BEGIN");
+		if (!result)
+			result = db_exec_sql(db->h, srv_schema_sql);
+		if (!result)
+			result = db_exec_sql(db->h, "PRAGMA user_version=1; COMMIT");
+		if (result) {
+			db_exec_sql(db->h, "ROLLBACK");
+			goto out;
+		}
+	} else if (version != SCHEMA_VERSION) {
+		fprintf(stderr, "%s: %s has schema version %d; this server knows %d\n", __func__, path,
+			version, SCHEMA_VERSION);
+		result = TS_ERR_DB;
+		goto out;
+	}
+	for (int i = 0; i < Q__COUNT; i++) {
+		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
+				       NULL) != SQLITE_OK) {
+			fprintf(stderr, "%s: statement %d: %s\n", __func__, i, sqlite3_errmsg(db->h));
+			result = TS_ERR_DB;
+			goto out;
+		}
+	}
+	*out = db;
+	db = NULL;
+	result = TS_OK;
+out:
+	srv_db_close(db);
+	return result;
+}
+
+void srv_db_close(srv_db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < Q__COUNT; i++)
+		sqlite3_finalize(db->st[i]);
+	sqlite3_close(db->h);
+	free(db);
+}
+
+sqlite3_stmt *srv_db_stmt(srv_db *db, enum srv_stmt id)
+{
+	sqlite3_stmt *st = db->st[id];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+sqlite3 *srv_db_handle(srv_db *db)
+{
+	return db->h;
+}
+
+ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		fprintf(stderr, "%s: %s\n", __func__, sqlite3_errmsg(db->h));
+		sqlite3_reset(st);
+		return rc == SQLITE_CONSTRAINT ? TS_ERR_CONFLICT : TS_ERR_DB;
+	}
+	sqlite3_reset(st);
+	return TS_OK;
+}
+
+ts_err srv_db_begin(srv_db *db)
+{
+	return db_exec_sql(db->h, "BEGIN IMMEDIATE");
+}
+
+ts_err srv_db_commit(srv_db *db)
+{
+	return db_exec_sql(db->h, "COMMIT");
+}
+
+void srv_db_rollback(srv_db *db)
+{
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void srv_db_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}

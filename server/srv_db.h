@@ -1,0 +1,66 @@
+/* srv_db: the SQLite store: open, schema, prepared statements, transactions.
+ *
+ * Single-threaded: the event loop owns the connection. Every statement is prepared once at open
+ * from the table in srv_db.c, so an SQL error shows at start-up, not on a request. */
+#ifndef SRV_DB_H
+#define SRV_DB_H
+
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "ts_err.h"
+
+enum srv_stmt {
+	Q_USER_BY_NAME,
+	Q_USER_INSERT,
+	Q_USER_COUNT,
+	Q_TOKEN_BY_HASH,
+	Q_TOKEN_INSERT,
+	Q_TOKEN_USE,
+	Q_NODE_INSERT,
+	Q_NODE_SEEN,
+	Q_NODE_LIST,
+	Q_JOB_INSERT,
+	Q_JOB_GET,
+	Q_JOB_LIST_ALL,
+	Q_JOB_LIST_OWNER,
+	Q_JOB_CANCEL,
+	Q_JOB_NEXT_OPEN,
+	Q_JOB_ADVANCE,
+	Q_JOB_ACCOUNT,
+	Q_JOB_FINISH,
+	Q_UNIT_COUNTS,
+	Q_UNIT_BY_NODE,
+	Q_UNIT_EXPIRED,
+	Q_UNIT_RELEASE,
+	Q_UNIT_INSERT,
+	Q_UNIT_GET,
+	Q_UNIT_DONE,
+	Q_UNIT_DROP_JOB,
+	Q_NODE_CREDIT,
+	Q__COUNT
+};
+
+typedef struct srv_db srv_db;
+
+/* Opens (create: also creates and applies the schema) the store at path. */
+ts_err srv_db_open(const char *path, int create, srv_db **out);
+void srv_db_close(srv_db *db);
+
+/* The prepared statement, reset and with its bindings cleared. Owned by db. */
+sqlite3_stmt *srv_db_stmt(srv_db *db, enum srv_stmt id);
+sqlite3 *srv_db_handle(srv_db *db);
+
+/* Runs a statement that returns no rows (or ignores them) to completion. */
+ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st);
+
+/* Transactions. begin is BEGIN IMMEDIATE; rollback never fails. */
+ts_err srv_db_begin(srv_db *db);
+ts_err srv_db_commit(srv_db *db);
+void srv_db_rollback(srv_db *db);
+
+/* Binds a text that may be NULL. */
+void srv_db_bind_text(sqlite3_stmt *st, int i, const char *s);
+
+#endif

@@ -1,0 +1,300 @@
+#include "srv_http.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <zlib.h>
+
+#include "srv_json.h"
+#include "ts_util.h"
+
+enum { BODY_NONE = 0, BODY_JSON = 1 };
+
+/* The route table: every check a route needs is read from its row before its handler runs. */
+static const struct srv_route {
+	enum evhttp_cmd_type method;
+	const char *path; /* "{id}" matches one positive integer segment */
+	srv_handler handler;
+	int roles;        /* enum srv_role bits, or ROLE_ANY */
+	int body;
+} routes[] = {
+	{EVHTTP_REQ_GET, "/healthz", api_healthz, ROLE_ANY, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/login", api_login, ROLE_ANY, BODY_JSON},
+	{EVHTTP_REQ_POST, "/api/v1/jobs", api_job_submit, ROLE_PEOPLE, BODY_JSON},
+	{EVHTTP_REQ_GET, "/api/v1/jobs", api_job_list, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/jobs/{id}", api_job_get, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_DELETE, "/api/v1/jobs/{id}", api_job_cancel, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/enroll-tokens", api_enroll_token, ROLE_ADMIN, BODY_JSON},
+	{EVHTTP_REQ_POST, "/api/v1/nodes/enroll", api_node_enroll, ROLE_ANY, BODY_JSON},
+	{EVHTTP_REQ_GET, "/api/v1/nodes", api_node_list, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/work/fetch", api_work_fetch, ROLE_NODE, BODY_JSON},
+	{EVHTTP_REQ_POST, "/api/v1/work/report", api_work_report, ROLE_NODE, BODY_JSON},
+};
+
+/* Matches path against a pattern; fills *id for "{id}". */
+static int route_match(const char *pattern, const char *path, int64_t *id)
+{
+	const char *hole = strstr(pattern, "{id}");
+	if (!hole)
+		return strcmp(pattern, path) == 0;
+	size_t pre = (size_t)(hole - pattern);
+	if (strncmp(pattern, path, pre) != 0)
+		return 0;
+	const char *p = path + pre;
+	int64_t v = 0;
+	int digits = 0;
+	while (*p >= '0' && *p <= '9') {
+		if (v > (INT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (*p++ - '0');
+		digits++;
+	}
+	if (!digits || v <= 0 || strcmp(p, hole + 4) != 0)
+		return 0;
+	*id = v;
+	return 1;
+}
+
+/* Inflates a gzip body into a capped buffer. */
+static ts_err body_inflate(const unsigned char *in, size_t n, char **out, size_t *outlen)
+{
+	z_stream z = {0};
+	char *buf = malloc(SRV_MAX_BODY + 1);
+	ts_err result = TS_ERR_BAD_REQUEST;
+	if (!buf)
+		return TS_ERR_NOMEM;
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+		free(buf);
+		return TS_ERR_NOMEM;
+	}
+	z.next_in = (unsigned char *)in;
+	z.avail_in = (uInt)n;
+	z.next_out = (unsigned char *)buf;
+	z.avail_out = SRV_MAX_BODY + 1; /* one byte over the cap tells "too large" */
+	int rc = inflate(&z, Z_FINISH);
+	if (rc == Z_STREAM_END && z.total_out <= SRV_MAX_BODY) {
+		*outlen = z.total_out;
+		*out = buf;
+		buf = NULL;
+		result = TS_OK;
+	} else if (z.total_out > SRV_MAX_BODY || (rc == Z_BUF_ERROR && z.avail_out == 0)) {
+		result = TS_ERR_TOO_LARGE;
+	}
+	inflateEnd(&z);
+	free(buf);
+	return result;
+}
+
+static ts_err req_body(struct evhttp_request *ev, srv_req *r)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	size_t n = evbuffer_get_length(in);
+	const char *enc = evhttp_find_header(evhttp_request_get_input_headers(ev), "Content-Encoding");
+	char *plain = NULL;
+	size_t plainlen = 0;
+	ts_err result;
+	if (n == 0) {
+		snprintf(r->why, sizeof(r->why), "a JSON body is required");
+		return TS_ERR_BAD_REQUEST;
+	}
+	unsigned char *data = evbuffer_pullup(in, -1);
+	if (enc && strcasecmp(enc, "gzip") == 0) {
+		result = body_inflate(data, n, &plain, &plainlen);
+		if (result) {
+			snprintf(r->why, sizeof(r->why), result == TS_ERR_TOO_LARGE ?
+				 "inflated body over %d bytes" : "body is not valid gzip", SRV_MAX_BODY);
+			return result;
+		}
+		result = srv_json_parse_body(plain, plainlen, &r->body, r->why, sizeof(r->why));
+		free(plain);
+		return result;
+	}
+	if (enc && strcasecmp(enc, "identity") != 0) {
+		snprintf(r->why, sizeof(r->why), "unsupported Content-Encoding");
+		return TS_ERR_BAD_REQUEST;
+	}
+	return srv_json_parse_body((const char *)data, n, &r->body, r->why, sizeof(r->why));
+}
+
+static int accepts_gzip(struct evhttp_request *ev)
+{
+	const char *ae = evhttp_find_header(evhttp_request_get_input_headers(ev), "Accept-Encoding");
+	return ae && strstr(ae, "gzip") != NULL;
+}
+
+/* Adds the body to buf, gzipped when it pays. Returns 1 if it gzipped. */
+static int reply_body(struct evbuffer *buf, const char *text, size_t n, int gzip)
+{
+	if (gzip && n >= SRV_GZIP_MIN) {
+		z_stream z = {0};
+		uLong cap = deflateBound(&z, (uLong)n) + 32;
+		unsigned char *out = malloc(cap);
+		if (out && deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK) {
+			z.next_in = (unsigned char *)text;
+			z.avail_in = (uInt)n;
+			z.next_out = out;
+			z.avail_out = (uInt)cap;
+			int rc = deflate(&z, Z_FINISH);
+			size_t outlen = z.total_out;
+			deflateEnd(&z);
+			if (rc == Z_STREAM_END) {
+				evbuffer_add(buf, out, outlen);
+				free(out);
+				return 1;
+			}
+		}
+		free(out);
+	}
+	evbuffer_add(buf, text, n);
+	return 0;
+}
+
+/* The one place a reply is sent. Takes ownership of reply. */
+static void send_json(struct evhttp_request *ev, int status, json_t *reply)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
+	struct evbuffer *buf = evbuffer_new();
+	char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (status == 429)
+		evhttp_add_header(h, "Retry-After", "1");
+	if (text && buf) {
+		if (reply_body(buf, text, strlen(text), accepts_gzip(ev)))
+			evhttp_add_header(h, "Content-Encoding", "gzip");
+	}
+	evhttp_send_reply(ev, status, NULL, buf);
+	if (buf)
+		evbuffer_free(buf);
+	free(text);
+	json_decref(reply);
+}
+
+static json_t *error_json(ts_err e, const char *why)
+{
+	return json_pack("{s:{s:s,s:s}}", "error", "code", ts_err_code(e), "message",
+			 why && *why ? why : ts_strerror(e));
+}
+
+static void dispatch(struct evhttp_request *ev, void *arg)
+{
+	srv_ctx *ctx = arg;
+	srv_req r = {.ev = ev, .now = ts_now(), .status = 200};
+	const struct srv_route *route = NULL;
+	int path_known = 0;
+	ts_err result;
+	ctx->requests++;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
+	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
+	for (size_t i = 0; path && i < TS_ARRAY_LEN(routes); i++) {
+		int64_t id = 0;
+		if (!route_match(routes[i].path, path, &id))
+			continue;
+		path_known = 1;
+		if (routes[i].method == method) {
+			route = &routes[i];
+			r.id = id;
+			break;
+		}
+	}
+	if (!route) {
+		result = path_known ? TS_ERR_METHOD : TS_ERR_NOT_FOUND;
+		snprintf(r.why, sizeof(r.why), path_known ? "method not allowed here" : "no such route");
+		goto out;
+	}
+	if (route->roles != ROLE_ANY) {
+		const char *authz = evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization");
+		result = srv_auth_bearer(ctx->db, authz, r.now, &r.who);
+		if (result) {
+			snprintf(r.why, sizeof(r.why), "%s", result == TS_ERR_FORBIDDEN ?
+				 "this account is disabled" : "a valid bearer token is required");
+			goto out;
+		}
+		if (!(r.who.role & route->roles)) {
+			result = TS_ERR_FORBIDDEN;
+			snprintf(r.why, sizeof(r.why), "this token may not use %s", route->path);
+			goto out;
+		}
+	}
+	if (route->body == BODY_JSON) {
+		result = req_body(ev, &r);
+		if (result)
+			goto out;
+	}
+	result = route->handler(ctx, &r);
+	/* A handler that failed must have changed nothing: drop any open transaction. */
+	if (result)
+		srv_db_rollback(ctx->db);
+out:
+	if (result) {
+		json_decref(r.reply);
+		if (ts_err_http_status(result) >= 500)
+			fprintf(stderr, "%s: %s %s: %s (%s)\n", __func__, route ? route->path : "?",
+				path ? path : "?", ts_strerror(result), r.why);
+		send_json(ev, ts_err_http_status(result), error_json(result, r.why));
+	} else {
+		send_json(ev, r.status, r.reply);
+	}
+	json_decref(r.body);
+}
+
+/* Each connection gets its own TLS session; BEV_OPT_CLOSE_ON_FREE closes the socket with it. */
+static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
+{
+	srv_ctx *ctx = arg;
+	SSL *ssl = SSL_new(ctx->ssl);
+	if (!ssl)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								 BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
+{
+	ctx->http = evhttp_new(ctx->base);
+	if (!ctx->http)
+		return TS_ERR_NOMEM;
+	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
+	evhttp_set_gencb(ctx->http, dispatch, ctx);
+	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY);
+	evhttp_set_max_headers_size(ctx->http, SRV_MAX_HEADERS);
+	evhttp_set_timeout(ctx->http, SRV_IDLE_TIMEOUT_S);
+	evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+						   EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
+						   EVHTTP_REQ_OPTIONS);
+	struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(ctx->http, host, (ev_uint16_t)port);
+	if (!sock) {
+		fprintf(stderr, "%s: cannot listen on %s:%d\n", __func__, host, port);
+		return TS_ERR_IO;
+	}
+	evutil_socket_t fd = evhttp_bound_socket_get_fd(sock);
+	/* Accepted sockets inherit TCP_NODELAY on Linux; without it each reply waits ~40 ms. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		ctx->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							    : ((struct sockaddr_in *)&ss)->sin_port);
+	return TS_OK;
+}
+
+void srv_http_stop(srv_ctx *ctx)
+{
+	if (ctx->http)
+		evhttp_free(ctx->http);
+	ctx->http = NULL;
+}

@@ -1,0 +1,34 @@
+/* srv_json: declarative checks of request bodies. Pure: tests and fuzzers call it directly.
+ *
+ * A route lists its fields ({name, type, required, min, max}); one loop checks types, ranges,
+ * required fields and refuses unknown ones, with a message naming the field. */
+#ifndef SRV_JSON_H
+#define SRV_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ts_err.h"
+
+enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR };
+
+typedef struct srv_field {
+	const char *name;
+	enum srv_ftype type;
+	int required;
+	double min, max; /* F_INT, F_NUM: value range; F_STR, F_ARR: length range */
+} srv_field;
+
+/* Checks obj against the fields; on error writes why and returns TS_ERR_BAD_REQUEST. */
+ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char *why,
+		      size_t whylen);
+
+/* Parses a request body: must be one JSON object, no duplicate keys. */
+ts_err srv_json_parse_body(const char *buf, size_t len, json_t **out, char *why, size_t whylen);
+
+/* The integer field, or def when absent (after srv_json_check). */
+int64_t srv_json_int(const json_t *obj, const char *name, int64_t def);
+
+#endif

@@ -1,0 +1,283 @@
+/* tessera-server: init a data dir, run the HTTPS server, print the pin. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "srv_auth.h"
+#include "srv_db.h"
+#include "srv_http.h"
+#include "srv_tls.h"
+#include "ts_token.h"
+#include "ts_util.h"
+
+#define DEFAULT_PORT 8443
+
+static const char usage_main[] =
+	"usage: tessera-server COMMAND [options]\n"
+	"\n"
+	"The Tessera work-unit server (HTTPS, SQLite store).\n"
+	"\n"
+	"commands:\n"
+	"  init --data DIR [--admin NAME]     create the data dir: key, certificate, database and the\n"
+	"                                     first admin (password from $TESSERA_ADMIN_PASSWORD,\n"
+	"                                     else generated and printed once)\n"
+	"  run --data DIR [--listen HOST:PORT] [--quiet]\n"
+	"                                     serve (default 0.0.0.0:8443; port 0 picks a free port,\n"
+	"                                     written to DIR/server.port)\n"
+	"  pin --data DIR                     print the server's public-key pin\n"
+	"\n"
+	"Run 'tessera-server COMMAND --help' for a command's options.\n";
+
+static const char usage_init[] =
+	"usage: tessera-server init --data DIR [--admin NAME]\n"
+	"  Creates DIR (0700) with server.key, server.crt and tessera.db (all 0600), and the admin\n"
+	"  user NAME (default 'admin'). Prints the pin that clients need and the admin password\n"
+	"  unless $TESSERA_ADMIN_PASSWORD gave it.\n";
+static const char usage_run[] =
+	"usage: tessera-server run --data DIR [--listen HOST:PORT] [--quiet]\n"
+	"  Serves the API over HTTPS until SIGINT or SIGTERM. Default listen 0.0.0.0:8443.\n";
+static const char usage_pin[] =
+	"usage: tessera-server pin --data DIR\n"
+	"  Prints the pin (sha256//base64 of the server's public key).\n";
+
+struct opts {
+	const char *data;
+	const char *admin;
+	const char *listen;
+	int quiet;
+};
+
+static void data_path(char *out, size_t n, const char *dir, const char *file)
+{
+	snprintf(out, n, "%s/%s", dir, file);
+}
+
+/* Parses the options every command shares; returns 0, or the exit code to stop with. */
+static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"admin", required_argument, NULL, 'a'},
+		{"listen", required_argument, NULL, 'l'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': o->data = optarg; break;
+		case 'a': o->admin = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 'q': o->quiet = 1; break;
+		case 'h': fputs(usage, stdout); return -1;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tessera-server: unexpected argument '%s'\n%s", argv[optind], usage);
+		return 2;
+	}
+	if (!o->data) {
+		fprintf(stderr, "tessera-server: --data DIR is required\n%s", usage);
+		return 2;
+	}
+	return 0;
+}
+
+static int cmd_pin(const char *dir)
+{
+	char cert[4096], pin[TS_PIN_MAX];
+	unsigned char digest[32];
+	data_path(cert, sizeof(cert), dir, "server.crt");
+	if (srv_tls_pin(cert, digest)) {
+		fprintf(stderr, "tessera-server: cannot read %s (run tessera-server init first)\n", cert);
+		return 1;
+	}
+	ts_pin_format(digest, pin);
+	printf("%s\n", pin);
+	return 0;
+}
+
+static int cmd_init(const struct opts *o)
+{
+	char key[4096], cert[4096], dbpath[4096], hash[SRV_PW_HASH_MAX], pin[TS_PIN_MAX];
+	char generated[64] = "";
+	unsigned char digest[32];
+	const char *admin = o->admin ? o->admin : "admin";
+	const char *password = getenv("TESSERA_ADMIN_PASSWORD");
+	srv_db *db = NULL;
+	int rc = 1;
+	if (strlen(admin) < 1 || strlen(admin) > 64) {
+		fprintf(stderr, "tessera-server: the admin name must have 1 to 64 characters\n");
+		return 2;
+	}
+	if (password && (strlen(password) < 8 || strlen(password) > 1024)) {
+		fprintf(stderr, "tessera-server: TESSERA_ADMIN_PASSWORD must have 8 to 1024 characters\n");
+		return 2;
+	}
+	data_path(key, sizeof(key), o->data, "server.key");
+	data_path(cert, sizeof(cert), o->data, "server.crt");
+	data_path(dbpath, sizeof(dbpath), o->data, "tessera.db");
+	if (access(dbpath, F_OK) == 0) {
+		fprintf(stderr, "tessera-server: %s is already initialised\n", o->data);
+		return 1;
+	}
+	if (ts_mkdirs(o->data, 0700)) {
+		fprintf(stderr, "tessera-server: cannot create %s\n", o->data);
+		return 1;
+	}
+	if (!password) {
+		unsigned char raw[16];
+		if (ts_random(raw, sizeof(raw)))
+			goto out;
+		ts_b64url_encode(raw, sizeof(raw), generated);
+		password = generated;
+	}
+	if (srv_tls_generate(key, cert) || srv_tls_pin(cert, digest)) {
+		fprintf(stderr, "tessera-server: cannot create the key and certificate\n");
+		goto out;
+	}
+	if (srv_db_open(dbpath, 1, &db) || srv_auth_hash_password(password, hash))
+		goto out;
+	sqlite3_stmt *st = srv_db_stmt(db, Q_USER_INSERT);
+	sqlite3_bind_text(st, 1, admin, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, "admin", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, ts_now());
+	if (srv_db_exec(db, st))
+		goto out;
+	ts_pin_format(digest, pin);
+	printf("initialised %s\n", o->data);
+	printf("pin: %s\n", pin);
+	printf("admin: %s\n", admin);
+	if (*generated)
+		printf("admin password (shown once): %s\n", generated);
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "tessera-server: init failed\n");
+	srv_db_close(db);
+	return rc;
+}
+
+static int parse_listen(const char *spec, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(spec, ':');
+	char *end;
+	if (!colon || colon == spec || (size_t)(colon - spec) >= hostlen)
+		return -1;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || p < 0 || p > 65535)
+		return -1;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	/* [::1]:8443 */
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	*port = (int)p;
+	return 0;
+}
+
+static void on_signal(evutil_socket_t sig, short events, void *arg)
+{
+	srv_ctx *ctx = arg;
+	if (!ctx->quiet)
+		fprintf(stderr, "tessera-server: signal %d, stopping\n", (int)sig);
+	event_base_loopexit(ctx->base, NULL);
+}
+
+static int cmd_run(const struct opts *o)
+{
+	char key[4096], cert[4096], dbpath[4096], portfile[4096], host[256] = "0.0.0.0", pin[TS_PIN_MAX];
+	int port = DEFAULT_PORT, rc = 1;
+	srv_ctx ctx = {.quiet = o->quiet};
+	struct event *sigint = NULL, *sigterm = NULL;
+	if (o->listen && parse_listen(o->listen, host, sizeof(host), &port)) {
+		fprintf(stderr, "tessera-server: --listen wants HOST:PORT, got '%s'\n", o->listen);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(ctx.data_dir, sizeof(ctx.data_dir), "%s", o->data);
+	data_path(key, sizeof(key), o->data, "server.key");
+	data_path(cert, sizeof(cert), o->data, "server.crt");
+	data_path(dbpath, sizeof(dbpath), o->data, "tessera.db");
+	data_path(portfile, sizeof(portfile), o->data, "server.port");
+	if (srv_tls_context(key, cert, &ctx.ssl) || srv_tls_pin(cert, ctx.pin)) {
+		fprintf(stderr, "tessera-server: cannot load the key and certificate from %s\n", o->data);
+		goto out;
+	}
+	if (srv_db_open(dbpath, 0, &ctx.db))
+		goto out;
+	ctx.base = event_base_new();
+	if (!ctx.base || srv_http_start(&ctx, host, port))
+		goto out;
+	sigint = evsignal_new(ctx.base, SIGINT, on_signal, &ctx);
+	sigterm = evsignal_new(ctx.base, SIGTERM, on_signal, &ctx);
+	if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL))
+		goto out;
+	char portstr[16];
+	int n = snprintf(portstr, sizeof(portstr), "%d\n", ctx.port);
+	if (ts_write_file(portfile, portstr, (size_t)n, 0600)) {
+		fprintf(stderr, "tessera-server: cannot write %s\n", portfile);
+		goto out;
+	}
+	ts_pin_format(ctx.pin, pin);
+	fprintf(stderr, "tessera-server: listening on https://%s:%d (pin %s)\n",
+		strchr(host, ':') ? "[::]" : host, ctx.port, pin);
+	event_base_dispatch(ctx.base);
+	unlink(portfile);
+	rc = 0;
+out:
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	srv_http_stop(&ctx);
+	if (ctx.base)
+		event_base_free(ctx.base);
+	srv_db_close(ctx.db);
+	SSL_CTX_free(ctx.ssl);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		const char *usage;
+	} cmds[] = {{"init", usage_init}, {"run", usage_run}, {"pin", usage_pin}};
+	struct opts o = {0};
+	umask(077); /* keys, the store and its WAL are private to the server's user */
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < TS_ARRAY_LEN(cmds); i++) {
+		if (strcmp(argv[1], cmds[i].name) != 0)
+			continue;
+		int rc = parse_opts(argc - 1, argv + 1, cmds[i].usage, &o);
+		if (rc)
+			return rc < 0 ? 0 : rc;
+		if (i == 0)
+			return cmd_init(&o);
+		if (i == 1)
+			return cmd_run(&o);
+		return cmd_pin(o.data);
+	}
+	fprintf(stderr, "tessera-server: unknown command '%s'\n%s", argv[1], usage_main);
+	return 2;
+}

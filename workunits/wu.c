@@ -1,0 +1,76 @@
+#include "wu.h"
+
+#include <stdio.h>
+
+ts_err wu_split_make(uint64_t space, uint64_t unit_size, uint64_t units, uint64_t default_unit,
+		     wu_split *out, char *why, size_t whylen)
+{
+	if (space == 0) {
+		snprintf(why, whylen, "the job has nothing to compute");
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (unit_size && units) {
+		snprintf(why, whylen, "give unit_size or units, not both");
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (units) {
+		if (units > WU_MAX_UNITS) {
+			snprintf(why, whylen, "at most %llu units per job", (unsigned long long)WU_MAX_UNITS);
+			return TS_ERR_BAD_REQUEST;
+		}
+		if (units > space)
+			units = space;
+		unit_size = space / units + (space % units != 0);
+	} else if (!unit_size) {
+		unit_size = default_unit ? default_unit : 1;
+		/* A default that would make too many units grows instead of failing. */
+		if (space / unit_size >= WU_MAX_UNITS)
+			unit_size = space / WU_MAX_UNITS + 1;
+	}
+	if (unit_size > space)
+		unit_size = space;
+	uint64_t n = space / unit_size + (space % unit_size != 0);
+	if (n > WU_MAX_UNITS) {
+		snprintf(why, whylen, "unit_size %llu makes %llu units; at most %llu per job",
+			 (unsigned long long)unit_size, (unsigned long long)n,
+			 (unsigned long long)WU_MAX_UNITS);
+		return TS_ERR_BAD_REQUEST;
+	}
+	*out = (wu_split){space, unit_size, n};
+	return TS_OK;
+}
+
+void wu_unit_range(const wu_split *s, uint64_t seq, uint64_t *start, uint64_t *count)
+{
+	uint64_t a = seq * s->unit_size;
+	uint64_t left = s->space - a;
+	*start = a;
+	*count = left < s->unit_size ? left : s->unit_size;
+}
+
+enum wu_verdict wu_report_verdict(int state, int64_t holder, int64_t reporter)
+{
+	if (holder != reporter)
+		return WU_REJECT_OWNER;
+	if (state == WU_LEASED)
+		return WU_ACCEPT;
+	if (state == WU_DONE)
+		return WU_DUPLICATE;
+	return WU_REJECT_STATE;
+}
+
+const char *wu_verdict_reason(enum wu_verdict v)
+{
+	static const char *const reasons[] = {
+		[WU_ACCEPT] = "accepted",
+		[WU_DUPLICATE] = "already accepted",
+		[WU_REJECT_OWNER] = "unit is not leased to this node",
+		[WU_REJECT_STATE] = "unit is no longer needed",
+	};
+	return reasons[v];
+}
+
+int wu_lease_expired(int state, int64_t deadline, int64_t now)
+{
+	return state == WU_LEASED && deadline <= now;
+}
