@@ -107,6 +107,10 @@ static ts_err req_body(struct evhttp_request *ev, srv_req *r)
 		snprintf(r->why, sizeof(r->why), "a JSON body is required");
 		return TS_ERR_BAD_REQUEST;
 	}
+	if (n > SRV_MAX_BODY) {
+		snprintf(r->why, sizeof(r->why), "body over %d bytes", SRV_MAX_BODY);
+		return TS_ERR_TOO_LARGE;
+	}
 	unsigned char *data = evbuffer_pullup(in, -1);
 	if (enc && strcasecmp(enc, "gzip") == 0) {
 		result = body_inflate(data, n, &plain, &plainlen);
@@ -269,7 +273,7 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 		return TS_ERR_NOMEM;
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
-	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY);
+	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY_HARD);
 	evhttp_set_max_headers_size(ctx->http, SRV_MAX_HEADERS);
 	evhttp_set_timeout(ctx->http, SRV_IDLE_TIMEOUT_S);
 	evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |

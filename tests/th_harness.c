@@ -1,0 +1,372 @@
+#include "th_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <sqlite3.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include "ts_util.h"
+
+extern char **environ;
+
+const char *th_bin(const char *name)
+{
+	static char path[8][512];
+	static int next;
+	char *p = path[next++ % 8];
+	snprintf(p, 512, "%s/%s", TESSERA_BIN_DIR, name);
+	return p;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+pid_t th_spawn(char *const argv[], char *const env[], const char *logfile)
+{
+	pid_t pid = fork();
+	cr_assert(pid >= 0, "fork failed");
+	if (pid > 0)
+		return pid;
+	int fd = open(logfile ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+	int nul = open("/dev/null", O_RDONLY);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		close(nul);
+	}
+	for (size_t i = 0; env && env[i]; i++)
+		putenv(env[i]);
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+static int wait_status(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+/* Waits up to timeout_s; returns the status or -1 if still running. */
+static int wait_for(pid_t pid, double timeout_s)
+{
+	double end = ts_mono() + timeout_s;
+	int status;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return wait_status(status);
+		if (r < 0)
+			return -2;
+		if (ts_mono() > end)
+			return -1;
+		sleep_s(0.01);
+	}
+}
+
+int th_proc_stop(pid_t pid, double grace_s)
+{
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	int rc = wait_for(pid, grace_s);
+	if (rc == -1) {
+		kill(pid, SIGKILL);
+		rc = wait_for(pid, 10);
+	}
+	return rc;
+}
+
+int th_run(char *const argv[], char *const env[], double timeout_s, char *out, size_t cap)
+{
+	char log[] = "/tmp/tessera-run-XXXXXX";
+	int fd = mkstemp(log);
+	cr_assert(fd >= 0);
+	close(fd);
+	pid_t pid = th_spawn(argv, env, log);
+	int rc = wait_for(pid, timeout_s);
+	if (rc == -1) {
+		kill(pid, SIGKILL);
+		wait_for(pid, 10);
+	}
+	if (out && cap) {
+		char *text = NULL;
+		size_t n = 0;
+		out[0] = '\0';
+		if (ts_read_file(log, 1 << 20, &text, &n) == TS_OK) {
+			snprintf(out, cap, "%s", text);
+			free(text);
+		}
+	}
+	unlink(log);
+	return rc;
+}
+
+static void server_launch(th_server *s)
+{
+	char portfile[400], log[400];
+	snprintf(portfile, sizeof(portfile), "%s/server.port", s->data);
+	snprintf(log, sizeof(log), "%s/server.log", s->dir);
+	unlink(portfile);
+	char *argv[] = {(char *)th_bin("tessera-server"), "run", "--data", s->data, "--listen",
+			"127.0.0.1:0", NULL};
+	s->pid = th_spawn(argv, NULL, log);
+	double end = ts_mono() + 15;
+	char *text = NULL;
+	while (ts_read_file(portfile, 64, &text, NULL) != TS_OK) {
+		int st;
+		cr_assert(waitpid(s->pid, &st, WNOHANG) == 0, "tessera-server exited at start (see %s)", log);
+		cr_assert(ts_mono() < end, "tessera-server did not start in 15 s");
+		sleep_s(0.02);
+	}
+	snprintf(s->url, sizeof(s->url), "https://127.0.0.1:%d", atoi(text));
+	free(text);
+}
+
+void th_server_start(th_server *s)
+{
+	char out[4096];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/tessera-test-XXXXXX");
+	cr_assert(mkdtemp(s->dir), "mkdtemp failed");
+	snprintf(s->data, sizeof(s->data), "%s/data", s->dir);
+	char *argv[] = {(char *)th_bin("tessera-server"), "init", "--data", s->data, NULL};
+	char *env[] = {"TESSERA_ADMIN_PASSWORD=" TH_ADMIN_PASSWORD, NULL};
+	int rc = th_run(argv, env, 30, out, sizeof(out));
+	cr_assert_eq(rc, 0, "tessera-server init failed: %s", out);
+	char *pin = strstr(out, "pin: ");
+	cr_assert(pin, "init printed no pin: %s", out);
+	sscanf(pin + 5, "%63s", s->pin);
+	server_launch(s);
+	json_t *reply = NULL;
+	char body[256];
+	snprintf(body, sizeof(body), "{\"username\":\"admin\",\"password\":\"%s\"}", TH_ADMIN_PASSWORD);
+	long status = th_http(s, "POST", "/api/v1/login", NULL, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, 200, "admin login failed");
+	snprintf(s->admin_token, sizeof(s->admin_token), "%s",
+		 json_string_value(json_object_get(reply, "token")));
+	json_decref(reply);
+}
+
+void th_server_restart(th_server *s)
+{
+	server_launch(s);
+}
+
+void th_server_kill(th_server *s, int sig)
+{
+	if (s->pid <= 0)
+		return;
+	if (sig == SIGKILL) {
+		kill(s->pid, SIGKILL);
+		wait_for(s->pid, 10);
+	} else {
+		th_proc_stop(s->pid, 5);
+	}
+	s->pid = 0;
+}
+
+void th_server_stop(th_server *s)
+{
+	th_server_kill(s, SIGTERM);
+	if (s->dir[0] && strncmp(s->dir, "/tmp/tessera-test-", 18) == 0 && !getenv("TESSERA_KEEP_TEST_DIRS")) {
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", s->dir);
+	}
+	s->dir[0] = '\0';
+}
+
+struct membuf {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct membuf *b = arg;
+	size_t add = size * n;
+	char *grown = realloc(b->data, b->len + add + 1);
+	if (!grown)
+		return 0;
+	memcpy(grown + b->len, p, add);
+	b->data = grown;
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
+}
+
+static size_t gzip_body(const char *in, size_t n, unsigned char **out)
+{
+	z_stream z = {0};
+	uLong cap = compressBound((uLong)n) + 64;
+	*out = malloc(cap);
+	deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+	z.next_in = (unsigned char *)in;
+	z.avail_in = (uInt)n;
+	z.next_out = *out;
+	z.avail_out = (uInt)cap;
+	deflate(&z, Z_FINISH);
+	size_t len = z.total_out;
+	deflateEnd(&z);
+	return len;
+}
+
+long th_http(const th_server *s, const char *method, const char *path, const char *token,
+	     const char *body, size_t bodylen, int gzip, json_t **reply)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct membuf buf = {0};
+	unsigned char *zipped = NULL;
+	char url[512], auth[256];
+	long status = 0;
+	snprintf(url, sizeof(url), "%s%s", s->url, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, s->pin);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
+	h = curl_slist_append(h, "Content-Type: application/json");
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		h = curl_slist_append(h, auth);
+	}
+	if (body) {
+		if (gzip) {
+			bodylen = gzip_body(body, bodylen, &zipped);
+			body = (const char *)zipped;
+			h = curl_slist_append(h, "Content-Encoding: gzip");
+		}
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (reply)
+		*reply = buf.data ? json_loads(buf.data, 0, NULL) : NULL;
+	free(buf.data);
+	free(zipped);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static sqlite3 *db_open(const th_server *s)
+{
+	char path[400];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/tessera.db", s->data);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "open %s", path);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+void th_db_digest(const th_server *s, char out[65])
+{
+	sqlite3 *db = db_open(s);
+	sqlite3_stmt *tables, *rows;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char d[32];
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name", -1,
+			   &tables, NULL);
+	while (sqlite3_step(tables) == SQLITE_ROW) {
+		char sql[256];
+		const char *name = (const char *)sqlite3_column_text(tables, 0);
+		EVP_DigestUpdate(md, name, strlen(name));
+		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", name);
+		cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
+		while (sqlite3_step(rows) == SQLITE_ROW) {
+			for (int i = 0; i < sqlite3_column_count(rows); i++) {
+				const unsigned char *v = sqlite3_column_text(rows, i);
+				EVP_DigestUpdate(md, v ? (const char *)v : "\1NULL", v ? strlen((const char *)v) : 5);
+				EVP_DigestUpdate(md, "\0", 1);
+			}
+		}
+		sqlite3_finalize(rows);
+	}
+	sqlite3_finalize(tables);
+	EVP_DigestFinal_ex(md, d, NULL);
+	EVP_MD_CTX_free(md);
+	ts_hex(d, 32, out);
+	sqlite3_close(db);
+}
+
+int64_t th_db_int(const th_server *s, const char *sql)
+{
+	sqlite3 *db = db_open(s);
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s returned no row", sql);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+void th_enroll_token(const th_server *s, int uses, char *out, size_t cap)
+{
+	char body[64];
+	json_t *reply = NULL;
+	snprintf(body, sizeof(body), "{\"uses\":%d}", uses);
+	long status = th_http(s, "POST", "/api/v1/enroll-tokens", s->admin_token, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, 201, "enroll token: HTTP %ld", status);
+	snprintf(out, cap, "%s", json_string_value(json_object_get(reply, "token")));
+	json_decref(reply);
+}
+
+int64_t th_submit(const th_server *s, const char *body)
+{
+	json_t *reply = NULL;
+	long status = th_http(s, "POST", "/api/v1/jobs", s->admin_token, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, 201, "submit %s: HTTP %ld", body, status);
+	int64_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	return id;
+}
+
+json_t *th_wait_job(const th_server *s, int64_t id, double timeout_s)
+{
+	char path[64];
+	double end = ts_mono() + timeout_s;
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
+	for (;;) {
+		json_t *job = NULL;
+		long status = th_http(s, "GET", path, s->admin_token, NULL, 0, 0, &job);
+		if (status == 200) {
+			const char *state = json_string_value(json_object_get(job, "state"));
+			if (state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0)
+				return job;
+		}
+		json_decref(job);
+		if (ts_mono() > end)
+			return NULL;
+		sleep_s(0.1);
+	}
+}
