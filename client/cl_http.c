@@ -1,0 +1,334 @@
+/* cl_http: one reusable libcurl handle speaking Tessera's JSON API. */
+#include "cl_http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#define CL_HTTP_REPLY_MAX (32u << 20) /* a job list of many jobs fits; a runaway reply does not */
+#define CL_HTTP_CONNECT_MS 10000L
+#define CL_HTTP_TIMEOUT_MS 60000L
+
+struct cl_http {
+	CURL *curl;
+	struct curl_slist *headers;
+	char url[CL_HTTP_URL_MAX];
+	char *token;
+	const volatile sig_atomic_t *abort_flag;
+	char errbuf[CURL_ERROR_SIZE];
+	/* The reply being received; reset by each request. */
+	char *buf;
+	size_t len, cap;
+	int too_large;
+};
+
+ts_err cl_http_url_check(const char *url, char *why, size_t whylen)
+{
+	static const char https[] = "https://";
+	if (!url || !*url) {
+		snprintf(why, whylen, "no server URL given");
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (strncasecmp(url, "http://", 7) == 0) {
+		snprintf(why, whylen, "plaintext http:// is not supported: use https://%s", url + 7);
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (strncasecmp(url, https, sizeof(https) - 1) != 0) {
+		snprintf(why, whylen, "server URL must start with https:// (got '%.200s')", url);
+		return TS_ERR_BAD_REQUEST;
+	}
+	const char *host = url + sizeof(https) - 1;
+	if (!*host || *host == '/' || *host == ':') {
+		snprintf(why, whylen, "server URL '%.200s' has no host", url);
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (strlen(url) >= CL_HTTP_URL_MAX - 64) {
+		snprintf(why, whylen, "server URL is too long");
+		return TS_ERR_BAD_REQUEST;
+	}
+	for (const char *p = url; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			snprintf(why, whylen, "server URL contains spaces or control characters");
+			return TS_ERR_BAD_REQUEST;
+		}
+	}
+	return TS_OK;
+}
+
+static size_t http_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	cl_http *h = arg;
+	size_t n = size * nmemb;
+	if (n > CL_HTTP_REPLY_MAX - h->len) {
+		h->too_large = 1;
+		return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+	}
+	if (h->len + n + 1 > h->cap) {
+		size_t cap = h->cap ? h->cap : 4096;
+		while (cap < h->len + n + 1)
+			cap *= 2;
+		char *p = realloc(h->buf, cap);
+		if (!p)
+			return 0;
+		h->buf = p;
+		h->cap = cap;
+	}
+	memcpy(h->buf + h->len, data, n);
+	h->len += n;
+	h->buf[h->len] = '\0';
+	return n;
+}
+
+/* Called by curl about once a second even when nothing moves: the place to notice a signal. */
+static int http_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			 curl_off_t ulnow)
+{
+	cl_http *h = arg;
+	return h->abort_flag && *h->abort_flag ? 1 : 0;
+}
+
+/* The header list: JSON both ways, bearer token, and no "Expect: 100-continue" round trip. */
+static ts_err http_build_headers(cl_http *h)
+{
+	struct curl_slist *list = NULL, *tmp;
+	char auth[64 + 512];
+	const char *lines[] = {"Accept: application/json", "Content-Type: application/json",
+			       "Expect:", NULL};
+	for (int i = 0; lines[i]; i++) {
+		if (!(tmp = curl_slist_append(list, lines[i])))
+			goto fail;
+		list = tmp;
+	}
+	if (h->token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", h->token);
+		if (!(tmp = curl_slist_append(list, auth)))
+			goto fail;
+		list = tmp;
+	}
+	curl_slist_free_all(h->headers);
+	h->headers = list;
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
+	return TS_OK;
+fail:
+	curl_slist_free_all(list);
+	return TS_ERR_NOMEM;
+}
+
+ts_err cl_http_set_token(cl_http *h, const char *token)
+{
+	char *copy = NULL;
+	if (token && strlen(token) > 400)
+		return TS_ERR_BAD_REQUEST;
+	if (token && !(copy = strdup(token)))
+		return TS_ERR_NOMEM;
+	free(h->token);
+	h->token = copy;
+	return http_build_headers(h);
+}
+
+void cl_http_set_timeout(cl_http *h, double seconds)
+{
+	long ms = seconds > 0 ? (long)(seconds * 1000.0) : CL_HTTP_TIMEOUT_MS;
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, ms);
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 ms < CL_HTTP_CONNECT_MS ? ms : CL_HTTP_CONNECT_MS);
+}
+
+void cl_http_set_abort(cl_http *h, const volatile sig_atomic_t *flag)
+{
+	h->abort_flag = flag;
+}
+
+const char *cl_http_url(const cl_http *h)
+{
+	return h->url;
+}
+
+ts_err cl_http_open(const cl_http_opts *opts, cl_http **out, char *why, size_t whylen)
+{
+	ts_err result;
+	cl_http *h = NULL;
+	*out = NULL;
+	result = cl_http_url_check(opts->url, why, whylen);
+	if (result)
+		goto out;
+	result = TS_ERR_NOMEM;
+	snprintf(why, whylen, "out of memory");
+	if (!(h = calloc(1, sizeof(*h))) || !(h->curl = curl_easy_init()))
+		goto out;
+	snprintf(h->url, sizeof(h->url), "%s", opts->url);
+	for (size_t n = strlen(h->url); n > 0 && h->url[n - 1] == '/'; n--)
+		h->url[n - 1] = '\0';
+
+	CURL *c = h->curl;
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+#else
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
+#endif
+	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "tessera/0.1");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, http_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	cl_http_set_timeout(h, 0);
+	if (opts->pin) {
+		/* The pin is the whole trust: the self-signed chain cannot verify, and the
+		 * certificate's names do not matter when the key is the one we expect. */
+		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, opts->pin);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+		if (opts->cacert)
+			curl_easy_setopt(c, CURLOPT_CAINFO, opts->cacert);
+	}
+	if ((result = cl_http_set_token(h, opts->token)) != TS_OK)
+		goto out;
+	*out = h;
+	h = NULL;
+	why[0] = '\0';
+	result = TS_OK;
+out:
+	cl_http_close(h);
+	return result;
+}
+
+void cl_http_close(cl_http *h)
+{
+	if (!h)
+		return;
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->headers);
+	if (h->token) {
+		memset(h->token, 0, strlen(h->token)); /* a bearer token is a secret */
+		free(h->token);
+	}
+	free(h->buf);
+	free(h);
+}
+
+/* Maps a transport failure to our error and a sentence for users. */
+static ts_err http_transport_error(cl_http *h, CURLcode rc, char *msg, size_t msglen)
+{
+	const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
+	switch (rc) {
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		snprintf(msg, msglen, "server key does not match the pinned key (%s)", h->url);
+		return TS_ERR_PIN;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+		snprintf(msg, msglen, "server certificate of %s is not trusted: %s (use --pin or --cacert)",
+			 h->url, detail);
+		return TS_ERR_TLS;
+	case CURLE_WRITE_ERROR:
+		if (h->too_large) {
+			snprintf(msg, msglen, "reply from %s is larger than %u MiB", h->url,
+				 CL_HTTP_REPLY_MAX >> 20);
+			return TS_ERR_TOO_LARGE;
+		}
+		break;
+	case CURLE_ABORTED_BY_CALLBACK:
+		snprintf(msg, msglen, "request to %s interrupted", h->url);
+		return TS_ERR_NETWORK;
+	default:
+		break;
+	}
+	snprintf(msg, msglen, "cannot reach %s: %s", h->url, detail);
+	return TS_ERR_NETWORK;
+}
+
+ts_err cl_http_request(cl_http *h, const char *method, const char *path, const json_t *body,
+		       int *status, json_t **reply, char *msg, size_t msglen)
+{
+	ts_err result = TS_ERR_NOMEM;
+	char url[CL_HTTP_URL_MAX + 256], dummy[8];
+	char *text = NULL;
+	json_t *parsed = NULL;
+	long code = 0;
+	if (!msg) {
+		msg = dummy;
+		msglen = sizeof(dummy);
+	}
+	msg[0] = '\0';
+	if (reply)
+		*reply = NULL;
+	if (status)
+		*status = 0;
+	if (snprintf(url, sizeof(url), "%s%s", h->url, path) >= (int)sizeof(url)) {
+		snprintf(msg, msglen, "request path too long");
+		result = TS_ERR_BAD_REQUEST;
+		goto out;
+	}
+	if (body && !(text = json_dumps(body, JSON_COMPACT))) {
+		snprintf(msg, msglen, "out of memory");
+		goto out;
+	}
+	CURL *c = h->curl;
+	h->len = 0;
+	h->too_large = 0;
+	h->errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	/* The handle is reused: reset whatever the previous request's method left behind. */
+	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "{}");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text ? text : "{}"));
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	}
+	CURLcode rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		result = http_transport_error(h, rc, msg, msglen);
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	if (status)
+		*status = (int)code;
+	if (h->len > 0) {
+		json_error_t jerr;
+		parsed = json_loadb(h->buf, h->len, 0, &jerr);
+	} else {
+		parsed = json_null();
+	}
+	if (code >= 200 && code < 300) {
+		if (!parsed) {
+			snprintf(msg, msglen, "the reply of %s is not JSON (HTTP %ld)", h->url, code);
+			result = TS_ERR_INTERNAL;
+			goto out;
+		}
+		if (reply) {
+			*reply = parsed;
+			parsed = NULL;
+		}
+		result = TS_OK;
+		goto out;
+	}
+	/* An error: use the server's own words when it sent the API's error object. */
+	json_t *err = json_object_get(parsed, "error");
+	const char *ecode = json_string_value(json_object_get(err, "code"));
+	const char *emsg = json_string_value(json_object_get(err, "message"));
+	result = ts_err_from_http((int)code, ecode);
+	if (result == TS_OK) /* a 1xx or 3xx: we follow no redirects */
+		result = TS_ERR_INTERNAL;
+	if (emsg && *emsg)
+		snprintf(msg, msglen, "%s", emsg);
+	else
+		snprintf(msg, msglen, "HTTP %ld from %s (%s)", code, h->url, ts_strerror(result));
+out:
+	free(text);
+	json_decref(parsed);
+	return result;
+}

@@ -1,0 +1,202 @@
+/* cl_job: text views of the API's job and node objects. */
+#include "cl_job.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BAR_WIDTH 30
+
+static json_int_t job_int(const json_t *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj, key));
+}
+
+static const char *job_str(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : dflt;
+}
+
+/* Progress in [0, 1]: the server's figure, else units done over total. */
+static double job_progress(const json_t *job)
+{
+	const json_t *units = json_object_get(job, "units");
+	json_t *p = json_object_get(job, "progress");
+	double v;
+	if (json_is_number(p))
+		v = json_number_value(p);
+	else if (job_int(units, "total") > 0)
+		v = (double)job_int(units, "done") / (double)job_int(units, "total");
+	else
+		v = 0;
+	return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+void cl_job_bar(const json_t *job, double elapsed, char *out, size_t outlen)
+{
+	const json_t *units = json_object_get(job, "units");
+	double p = job_progress(job);
+	char bar[BAR_WIDTH + 1];
+	int full = (int)(p * BAR_WIDTH + 1e-9);
+	for (int i = 0; i < BAR_WIDTH; i++)
+		bar[i] = i < full ? '#' : '.';
+	bar[BAR_WIDTH] = '\0';
+	snprintf(out, outlen,
+		 "[%s] %5.1f%%  %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " units  %.1f s", bar,
+		 p * 100.0, job_int(units, "done"), job_int(units, "total"), elapsed);
+}
+
+static void job_time(json_int_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (t <= 0 || !localtime_r(&tt, &tm) || !strftime(out, outlen, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(out, outlen, "-");
+}
+
+/* The size of the job's index space when the params say it (for the rate). */
+static double job_space(const json_t *job)
+{
+	const json_t *params = json_object_get(job, "params");
+	const json_t *result = json_object_get(job, "result");
+	if (json_is_integer(json_object_get(result, "samples")))
+		return (double)job_int(result, "samples");
+	if (json_is_integer(json_object_get(params, "samples")))
+		return (double)job_int(params, "samples");
+	if (json_is_integer(json_object_get(params, "to")))
+		return (double)(job_int(params, "to") - job_int(params, "from"));
+	return 0;
+}
+
+void cl_job_print_result(FILE *f, const json_t *job, double observed_s, int watched_start)
+{
+	const json_t *result = json_object_get(job, "result");
+	const char *kernel = job_str(job, "kernel", "?");
+	int pi = strcmp(kernel, "montecarlo_pi") == 0;
+	if (pi && json_is_integer(json_object_get(result, "samples")) &&
+	    json_is_integer(json_object_get(result, "hits")) && job_int(result, "samples") > 0) {
+		double n = (double)job_int(result, "samples"), h = (double)job_int(result, "hits");
+		double est = 4.0 * h / n;
+		json_t *se = json_object_get(result, "stderr");
+		double stderr_v = json_is_number(se) ? json_number_value(se)
+						     : 4.0 * sqrt(h / n * (1.0 - h / n) / n);
+		fprintf(f, "pi ≈ %.10f  (error vs π: %+.1e, stderr %.1e)\n", est, est - M_PI, stderr_v);
+		fprintf(f, "samples: %" JSON_INTEGER_FORMAT "  hits: %" JSON_INTEGER_FORMAT "\n",
+			job_int(result, "samples"), job_int(result, "hits"));
+	} else {
+		char *text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		fprintf(f, "result: %s\n", text ? text : "?");
+		free(text);
+	}
+
+	/* Server timestamps are whole seconds; a wait that saw the whole run knows it better. */
+	json_int_t started = job_int(job, "started_at"), finished = job_int(job, "finished_at");
+	double elapsed = 0;
+	const char *how = NULL;
+	if (observed_s > 0 && watched_start) {
+		elapsed = observed_s;
+		how = "observed by this wait";
+	} else if (started > 0 && finished >= started) {
+		elapsed = (double)(finished - started);
+		how = "server clock, whole seconds";
+	} else if (observed_s > 0) {
+		elapsed = observed_s;
+		how = "observed by this wait, job already running";
+	}
+	double space = job_space(job);
+	if (how && elapsed > 0 && space > 0)
+		fprintf(f, "elapsed: %.1f s (%s)   rate: %.3g %s/s\n", elapsed, how, space / elapsed,
+			pi ? "samples" : "indices");
+	else if (how)
+		fprintf(f, "elapsed: %.1f s (%s)\n", elapsed, how);
+
+	const json_t *nodes = json_object_get(job, "nodes");
+	if (json_array_size(nodes) > 0) {
+		size_t i;
+		json_t *nd;
+		fprintf(f, "units by node:\n");
+		json_array_foreach(nodes, i, nd)
+			fprintf(f, "  %s (node %" JSON_INTEGER_FORMAT "): %" JSON_INTEGER_FORMAT " units\n",
+				job_str(nd, "name", "?"), job_int(nd, "node_id"), job_int(nd, "units"));
+	}
+}
+
+void cl_job_print_summary(FILE *f, const json_t *job)
+{
+	const json_t *units = json_object_get(job, "units");
+	const char *state = job_str(job, "state", "?");
+	char *params = json_dumps(json_object_get(job, "params"), JSON_COMPACT | JSON_ENCODE_ANY);
+	char created[32];
+	job_time(job_int(job, "created_at"), created, sizeof(created));
+	fprintf(f, "job %" JSON_INTEGER_FORMAT ": %s\n", job_int(job, "id"), state);
+	fprintf(f, "kernel: %s %s\n", job_str(job, "kernel", "?"), params ? params : "");
+	fprintf(f, "owner: %s  created: %s\n", job_str(job, "owner", "?"), created);
+	fprintf(f,
+		"units: %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " done, %" JSON_INTEGER_FORMAT
+		" leased, %" JSON_INTEGER_FORMAT " ready   progress: %.1f%%\n",
+		job_int(units, "done"), job_int(units, "total"), job_int(units, "leased"),
+		job_int(units, "ready"), job_progress(job) * 100.0);
+	free(params);
+	if (strcmp(state, "done") == 0)
+		cl_job_print_result(f, job, 0, 0);
+	else if (json_is_string(json_object_get(job, "error")))
+		fprintf(f, "error: %s\n", job_str(job, "error", ""));
+}
+
+void cl_job_print_jobs(FILE *f, const json_t *jobs)
+{
+	size_t i;
+	json_t *job;
+	if (json_array_size(jobs) == 0) {
+		fprintf(f, "no jobs\n");
+		return;
+	}
+	fprintf(f, "%6s  %-9s  %-16s  %8s  %s\n", "ID", "STATE", "KERNEL", "PROGRESS", "CREATED");
+	json_array_foreach(jobs, i, job) {
+		char created[32];
+		job_time(job_int(job, "created_at"), created, sizeof(created));
+		fprintf(f, "%6" JSON_INTEGER_FORMAT "  %-9s  %-16s  %7.1f%%  %s\n", job_int(job, "id"),
+			job_str(job, "state", "?"), job_str(job, "kernel", "?"),
+			job_progress(job) * 100.0, created);
+	}
+}
+
+static void node_seen(json_int_t t, char *out, size_t outlen)
+{
+	long long ago = (long long)time(NULL) - (long long)t;
+	if (t <= 0)
+		snprintf(out, outlen, "never");
+	else if (ago < 120)
+		snprintf(out, outlen, "%lld s ago", ago < 0 ? 0 : ago);
+	else if (ago < 7200)
+		snprintf(out, outlen, "%lld min ago", ago / 60);
+	else if (ago < 2 * 86400)
+		snprintf(out, outlen, "%lld h ago", ago / 3600);
+	else
+		snprintf(out, outlen, "%lld days ago", ago / 86400);
+}
+
+void cl_job_print_nodes(FILE *f, const json_t *nodes)
+{
+	size_t i;
+	json_t *nd;
+	if (json_array_size(nodes) == 0) {
+		fprintf(f, "no nodes\n");
+		return;
+	}
+	fprintf(f, "%5s  %-20s  %-16s  %5s  %-8s  %10s  %s\n", "ID", "NAME", "PLATFORM", "CORES",
+		"STATE", "UNITS", "LAST SEEN");
+	json_array_foreach(nodes, i, nd) {
+		char seen[32];
+		node_seen(job_int(nd, "last_seen"), seen, sizeof(seen));
+		fprintf(f,
+			"%5" JSON_INTEGER_FORMAT "  %-20s  %-16s  %5" JSON_INTEGER_FORMAT
+			"  %-8s  %10" JSON_INTEGER_FORMAT "  %s\n",
+			job_int(nd, "id"), job_str(nd, "name", "?"), job_str(nd, "platform", "?"),
+			job_int(nd, "cores"), job_str(nd, "state", "?"), job_int(nd, "units_done"),
+			seen);
+	}
+}

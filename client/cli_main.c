@@ -1,0 +1,826 @@
+/* tessera: the user and admin command line. Log in, submit jobs, watch them, manage tokens. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "cl_args.h"
+#include "cl_http.h"
+#include "cl_job.h"
+#include "cl_state.h"
+#include "ts_token.h"
+#include "ts_util.h"
+
+#define CONFIG_ENV "TESSERA_CONFIG"
+#define CONFIG_HOME ".config/tessera"
+#define PASSWORD_ENV "TESSERA_PASSWORD"
+#define PASSWORD_MAX 1024
+#define WAIT_POLL_S 0.5
+#define WAIT_LOG_EVERY_S 5.0 /* progress lines when stderr is not a terminal */
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *synopsis;
+	const char *help;
+};
+
+static const struct command *cmd_current;
+static volatile sig_atomic_t interrupted;
+
+static int usage_bad(void)
+{
+	fprintf(stderr, "usage: tessera %s\n", cmd_current->synopsis);
+	fprintf(stderr, "run 'tessera %s --help' for details\n", cmd_current->name);
+	return CL_EXIT_USAGE;
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "tessera %s: ", cmd_current->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return usage_bad();
+}
+
+static int help(void)
+{
+	printf("usage: tessera %s\n%s", cmd_current->synopsis, cmd_current->help);
+	return CL_EXIT_OK;
+}
+
+#define OPT_LOOP(argc, argv, shortopts, longopts, opt)                                           \
+	for (cl_args_reset(); ((opt) = getopt_long((argc), (argv), (shortopts), (longopts), NULL)) != -1;)
+
+/* Options of commands that take only --help (and maybe --json). */
+static int parse_simple(int argc, char **argv, int *as_json)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int opt;
+	OPT_LOOP(argc, argv, as_json ? "jh" : "h", opts, opt) {
+		switch (opt) {
+		case 'j':
+			if (!as_json)
+				return usage_error("unknown option --json");
+			*as_json = 1;
+			break;
+		case 'h': return help(), -1;
+		default: return usage_bad();
+		}
+	}
+	return 0;
+}
+
+static int config_dir(char *out, size_t outlen)
+{
+	if (cl_state_dir(CONFIG_ENV, CONFIG_HOME, out, outlen) != TS_OK) {
+		fprintf(stderr, "no configuration directory: set $%s or $HOME\n", CONFIG_ENV);
+		return -1;
+	}
+	return 0;
+}
+
+static void session_expired(const cl_state_config *cfg)
+{
+	fprintf(stderr, "session expired or revoked: log in again (tessera login %s --user %s)\n",
+		cfg->url, cfg->user[0] ? cfg->user : "NAME");
+}
+
+/* Loads the login and opens a connection with its token. Prints why on failure. */
+static int cli_connect(cl_state_config *cfg, cl_http **http)
+{
+	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128];
+	*http = NULL;
+	if (config_dir(dir, sizeof(dir)) != 0)
+		return -1;
+	ts_err e = cl_state_config_load(dir, cfg, why, sizeof(why));
+	if (e == TS_ERR_NOT_FOUND || (e == TS_OK && !cfg->token[0])) {
+		fprintf(stderr, "not logged in: run tessera login URL --user NAME\n");
+		return -1;
+	}
+	if (e) {
+		fprintf(stderr, "%s\n", why);
+		return -1;
+	}
+	if (cfg->expires_at > 0 && ts_now() >= cfg->expires_at) {
+		session_expired(cfg);
+		return -1;
+	}
+	cl_http_opts o = {.url = cfg->url, .pin = cfg->pin[0] ? cfg->pin : NULL,
+			  .cacert = cfg->cacert[0] ? cfg->cacert : NULL, .token = cfg->token};
+	if (cl_http_open(&o, http, why, sizeof(why)) != TS_OK) {
+		fprintf(stderr, "%s\n", why);
+		return -1;
+	}
+	cl_http_set_abort(*http, &interrupted);
+	return 0;
+}
+
+/* Prints why a request failed: the server's or the transport's words. */
+static void cli_request_failed(const cl_state_config *cfg, int status, const char *msg)
+{
+	if (status == 401)
+		session_expired(cfg);
+	else if (status == 403)
+		fprintf(stderr, "not allowed: %s\n", msg);
+	else
+		fprintf(stderr, "%s\n", msg);
+}
+
+/* One request; on failure prints why and returns -1. */
+static int cli_request(const cl_state_config *cfg, cl_http *http, const char *method,
+		       const char *path, const json_t *body, json_t **reply)
+{
+	char msg[CL_HTTP_MSG_MAX];
+	int status = 0;
+	ts_err e = cl_http_request(http, method, path, body, &status, reply, msg, sizeof(msg));
+	if (e == TS_OK)
+		return 0;
+	cli_request_failed(cfg, status, msg);
+	return -1;
+}
+
+static int parse_id(const char *s, int64_t *id)
+{
+	uint64_t v;
+	if (cl_args_u64(s, 1, INT64_MAX, &v) != 0)
+		return usage_error("a job id is a positive integer, not '%s'", s);
+	*id = (int64_t)v;
+	return 0;
+}
+
+/* Reads a line from the terminal without echo. */
+static int read_password(const char *prompt, char *out, size_t outlen)
+{
+	struct termios old, quiet;
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), rc = -1, restore = 0;
+	size_t n = 0;
+	if (fd < 0)
+		return -1;
+	if (write(fd, prompt, strlen(prompt)) < 0)
+		goto out;
+	if (tcgetattr(fd, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+	}
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+		if (r <= 0 || c == '\n' || c == '\r')
+			break;
+		if (n + 1 < outlen)
+			out[n++] = c;
+	}
+	out[n] = '\0';
+	rc = 0;
+out:
+	if (restore)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	if (write(fd, "\n", 1) < 0) {
+		/* nothing to do: the newline is cosmetic */
+	}
+	close(fd);
+	return rc;
+}
+
+static int cmd_login(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"user", required_argument, NULL, 'u'}, {"pin", required_argument, NULL, 'p'},
+		{"cacert", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *user = NULL, *pin = NULL, *cacert = NULL;
+	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128], msg[CL_HTTP_MSG_MAX];
+	char password[PASSWORD_MAX] = "", prompt[CL_HTTP_URL_MAX + 256];
+	int opt, rc = CL_EXIT_ERROR;
+	cl_http *http = NULL;
+	json_t *body = NULL, *reply = NULL;
+	cl_state_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	OPT_LOOP(argc, argv, "u:p:c:h", opts, opt) {
+		switch (opt) {
+		case 'u': user = optarg; break;
+		case 'p': pin = optarg; break;
+		case 'c': cacert = optarg; break;
+		case 'h': return help();
+		default: return usage_bad();
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error("%s", argc == optind ? "needs the server URL" : "too many arguments");
+	const char *url = argv[optind];
+	if (!user || !*user)
+		return usage_error("needs --user NAME");
+	if (strlen(user) >= sizeof(cfg.user))
+		return usage_error("--user is too long");
+	if (pin && cacert)
+		return usage_error("give --pin or --cacert, not both");
+	if (pin && !ts_pin_valid(pin))
+		return usage_error("--pin must be sha256//<base64 of 32 bytes>, as "
+				   "'tessera-server pin' prints it");
+	if (cl_http_url_check(url, why, sizeof(why)) != TS_OK)
+		return usage_error("%s", why);
+	if (cacert && (!realpath(cacert, cfg.cacert) || access(cfg.cacert, R_OK) != 0)) {
+		fprintf(stderr, "cannot read CA file %s\n", cacert);
+		goto out;
+	}
+	const char *env = getenv(PASSWORD_ENV);
+	if (env && *env) {
+		snprintf(password, sizeof(password), "%s", env);
+	} else {
+		snprintf(prompt, sizeof(prompt), "password for %s at %s: ", user, url);
+		if (read_password(prompt, password, sizeof(password)) != 0) {
+			fprintf(stderr, "no password: set $%s or run on a terminal\n", PASSWORD_ENV);
+			goto out;
+		}
+	}
+	if (config_dir(dir, sizeof(dir)) != 0)
+		goto out;
+	cl_http_opts o = {.url = url, .pin = pin, .cacert = cacert ? cfg.cacert : NULL};
+	if (cl_http_open(&o, &http, why, sizeof(why)) != TS_OK) {
+		fprintf(stderr, "%s\n", why);
+		goto out;
+	}
+	cl_http_set_abort(http, &interrupted);
+	if (!(body = json_pack("{s:s,s:s}", "username", user, "password", password)))
+		goto out;
+	int status = 0;
+	ts_err e = cl_http_request(http, "POST", "/api/v1/login", body, &status, &reply, msg,
+				   sizeof(msg));
+	if (e) {
+		fprintf(stderr, status ? "login failed: %s\n" : "%s\n", msg);
+		goto out;
+	}
+	const char *token = json_string_value(json_object_get(reply, "token"));
+	const char *role = json_string_value(json_object_get(reply, "role"));
+	if (!token || strlen(token) >= sizeof(cfg.token) || !role) {
+		fprintf(stderr, "login failed: the server's reply has no token and role\n");
+		goto out;
+	}
+	snprintf(cfg.url, sizeof(cfg.url), "%s", cl_http_url(http));
+	snprintf(cfg.pin, sizeof(cfg.pin), "%s", pin ? pin : "");
+	snprintf(cfg.user, sizeof(cfg.user), "%s", user);
+	snprintf(cfg.role, sizeof(cfg.role), "%s", role);
+	snprintf(cfg.token, sizeof(cfg.token), "%s", token);
+	cfg.expires_at = (int64_t)json_integer_value(json_object_get(reply, "expires_at"));
+	if (cl_state_config_save(dir, &cfg, why, sizeof(why)) != TS_OK) {
+		fprintf(stderr, "logged in, but could not save the login: %s\n", why);
+		goto out;
+	}
+	printf("logged in as %s (%s) at %s\n", cfg.user, cfg.role, cfg.url);
+	rc = CL_EXIT_OK;
+out:
+	/* The password and the token are secrets: do not leave them in memory. */
+	if (body)
+		json_object_del(body, "password");
+	memset(password, 0, sizeof(password));
+	memset(&cfg, 0, sizeof(cfg));
+	json_decref(body);
+	json_decref(reply);
+	cl_http_close(http);
+	return rc;
+}
+
+/* Kernel names users may type, and the kernel each one means. */
+static const struct {
+	const char *alias, *kernel;
+} submit_kernels[] = {
+	{"pi", "montecarlo_pi"},
+	{"montecarlo_pi", "montecarlo_pi"},
+};
+
+static int cmd_submit(int argc, char **argv)
+{
+	enum { O_SAMPLES = 1, O_SEED, O_UNITS, O_UNIT_SIZE, O_REPL, O_QUORUM, O_DEADLINE };
+	static const struct option opts[] = {
+		{"samples", required_argument, NULL, O_SAMPLES},
+		{"seed", required_argument, NULL, O_SEED},
+		{"units", required_argument, NULL, O_UNITS},
+		{"unit-size", required_argument, NULL, O_UNIT_SIZE},
+		{"replication", required_argument, NULL, O_REPL},
+		{"quorum", required_argument, NULL, O_QUORUM},
+		{"deadline", required_argument, NULL, O_DEADLINE},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	/* Option -> JSON member; only the options given are sent, so the server's defaults hold. */
+	static const struct {
+		int opt;
+		const char *option, *key;
+		int in_params;
+		uint64_t min, max;
+	} fields[] = {
+		{O_SAMPLES, "samples", "samples", 1, 1, 1000000000000000000ULL},
+		{O_SEED, "seed", "seed", 1, 0, INT64_MAX},
+		{O_UNITS, "units", "units", 0, 1, INT64_MAX},
+		{O_UNIT_SIZE, "unit-size", "unit_size", 0, 1, INT64_MAX},
+		{O_REPL, "replication", "replication", 0, 1, INT64_MAX},
+		{O_QUORUM, "quorum", "quorum", 0, 1, INT64_MAX},
+		{O_DEADLINE, "deadline", "deadline_s", 0, 1, INT64_MAX},
+	};
+	int opt, rc = CL_EXIT_ERROR, given_units = 0, given_size = 0, given_samples = 0;
+	cl_state_config cfg;
+	cl_http *http = NULL;
+	json_t *body = json_object(), *params = json_object(), *reply = NULL;
+	const char *kernel = NULL;
+	if (!body || !params)
+		goto out;
+	OPT_LOOP(argc, argv, "h", opts, opt) {
+		if (opt == 'h') {
+			rc = help();
+			goto out;
+		}
+		size_t i;
+		for (i = 0; i < TS_ARRAY_LEN(fields) && fields[i].opt != opt; i++)
+			;
+		if (i == TS_ARRAY_LEN(fields)) {
+			rc = usage_bad();
+			goto out;
+		}
+		uint64_t v;
+		if (cl_args_u64(optarg, fields[i].min, fields[i].max, &v) != 0) {
+			rc = usage_error("--%s must be an integer from %llu to %llu (2e10 works), not '%s'",
+					 fields[i].option, (unsigned long long)fields[i].min,
+					 (unsigned long long)fields[i].max, optarg);
+			goto out;
+		}
+		json_object_set_new(fields[i].in_params ? params : body, fields[i].key,
+				    json_integer((json_int_t)v));
+		given_units |= opt == O_UNITS;
+		given_size |= opt == O_UNIT_SIZE;
+		given_samples |= opt == O_SAMPLES;
+	}
+	if (argc - optind != 1) {
+		rc = usage_error("%s", argc == optind ? "needs a kernel: pi" : "too many arguments");
+		goto out;
+	}
+	for (size_t i = 0; i < TS_ARRAY_LEN(submit_kernels); i++)
+		if (strcmp(argv[optind], submit_kernels[i].alias) == 0)
+			kernel = submit_kernels[i].kernel;
+	if (!kernel) {
+		rc = usage_error("unknown kernel '%s' (known: pi, montecarlo_pi)", argv[optind]);
+		goto out;
+	}
+	if (!given_samples) {
+		rc = usage_error("needs --samples N");
+		goto out;
+	}
+	if (given_units && given_size) {
+		rc = usage_error("give --units or --unit-size, not both");
+		goto out;
+	}
+	json_object_set_new(body, "kernel", json_string(kernel));
+	json_object_set(body, "params", params);
+	if (cli_connect(&cfg, &http) != 0 || cli_request(&cfg, http, "POST", "/api/v1/jobs", body,
+							 &reply) != 0)
+		goto out;
+	json_t *id = json_object_get(reply, "id");
+	if (!json_is_integer(id)) {
+		fprintf(stderr, "submit: the server's reply has no job id\n");
+		goto out;
+	}
+	printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
+	rc = CL_EXIT_OK;
+out:
+	json_decref(body);
+	json_decref(params);
+	json_decref(reply);
+	cl_http_close(http);
+	return rc;
+}
+
+static int print_json(const json_t *j)
+{
+	char *text = json_dumps(j, JSON_INDENT(2));
+	if (!text)
+		return -1;
+	printf("%s\n", text);
+	free(text);
+	return 0;
+}
+
+/* Parses "ID [--json]" commands (status, cancel). */
+static int parse_id_cmd(int argc, char **argv, int64_t *id, int *as_json)
+{
+	int r = parse_simple(argc, argv, as_json);
+	if (r)
+		return r;
+	if (argc - optind != 1)
+		return usage_error("%s", argc == optind ? "needs a job id" : "too many arguments");
+	return parse_id(argv[optind], id);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	int64_t id = 0;
+	int as_json = 0, rc = CL_EXIT_ERROR, r;
+	char path[64];
+	cl_state_config cfg;
+	cl_http *http = NULL;
+	json_t *job = NULL;
+	if ((r = parse_id_cmd(argc, argv, &id, &as_json)) != 0)
+		return r < 0 ? CL_EXIT_OK : r;
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
+	if (cli_connect(&cfg, &http) != 0 || cli_request(&cfg, http, "GET", path, NULL, &job) != 0)
+		goto out;
+	if (as_json)
+		print_json(job);
+	else
+		cl_job_print_summary(stdout, job);
+	rc = CL_EXIT_OK;
+out:
+	json_decref(job);
+	cl_http_close(http);
+	return rc;
+}
+
+static void on_interrupt(int sig)
+{
+	interrupted = 1;
+}
+
+static void sleep_interruptible(double seconds)
+{
+	double until = ts_mono() + seconds;
+	while (!interrupted) {
+		double left = until - ts_mono();
+		if (left <= 0)
+			break;
+		struct timespec ts = {0, (long)((left > 0.1 ? 0.1 : left) * 1e9)};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int job_finished(const char *state)
+{
+	return state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
+			 strcmp(state, "cancelled") == 0);
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'}, {"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	};
+	int64_t id = 0;
+	int as_json = 0, opt, rc = CL_EXIT_ERROR, tty = isatty(STDERR_FILENO), watched_start = 0;
+	double timeout = 0, retry = WAIT_POLL_S, last_line = -1e9;
+	char path[64], msg[CL_HTTP_MSG_MAX], bar[160];
+	cl_state_config cfg;
+	cl_http *http = NULL;
+	json_t *job = NULL;
+	OPT_LOOP(argc, argv, "jt:h", opts, opt) {
+		switch (opt) {
+		case 'j': as_json = 1; break;
+		case 't':
+			if (cl_args_double(optarg, 0.1, 1e9, &timeout) != 0)
+				return usage_error("--timeout must be a number of seconds, not '%s'", optarg);
+			break;
+		case 'h': return help();
+		default: return usage_bad();
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error("%s", argc == optind ? "needs a job id" : "too many arguments");
+	if (parse_id(argv[optind], &id) != 0)
+		return CL_EXIT_USAGE;
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
+	if (cli_connect(&cfg, &http) != 0)
+		goto out;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	double t0 = ts_mono(), t_done = 0;
+	int first = 1, warned = 0;
+	while (!interrupted) {
+		int status = 0;
+		json_t *next = NULL;
+		double t_req = ts_mono();
+		ts_err e = cl_http_request(http, "GET", path, NULL, &status, &next, msg, sizeof(msg));
+		if (e && !interrupted && (status == 0 || status >= 500 || status == 429)) {
+			/* Transient: the job runs on without us; keep asking, a little slower. */
+			if (!warned++)
+				fprintf(stderr, "%s%s; retrying\n", tty ? "\r\033[K" : "", msg);
+			retry = retry * 2 > 5 ? 5 : retry * 2;
+			sleep_interruptible(retry);
+			goto check_timeout;
+		}
+		if (e) {
+			if (interrupted)
+				break;
+			if (tty)
+				fputc('\n', stderr);
+			cli_request_failed(&cfg, status, msg);
+			goto out;
+		}
+		retry = WAIT_POLL_S;
+		warned = 0;
+		json_decref(job);
+		job = next;
+		const char *state = json_string_value(json_object_get(job, "state"));
+		if (first) {
+			json_int_t done = json_integer_value(
+				json_object_get(json_object_get(job, "units"), "done"));
+			watched_start = (state && strcmp(state, "queued") == 0) || done == 0;
+			first = 0;
+		}
+		double now = ts_mono();
+		int finished = job_finished(state);
+		if (finished)
+			t_done = now;
+		cl_job_bar(job, now - t0, bar, sizeof(bar));
+		if (tty) {
+			fprintf(stderr, "\r%s\033[K%s", bar, finished ? "\n" : "");
+		} else if (finished || now - last_line >= WAIT_LOG_EVERY_S) {
+			fprintf(stderr, "%s\n", bar);
+			last_line = now;
+		}
+		if (finished)
+			break;
+		sleep_interruptible(WAIT_POLL_S - (ts_mono() - t_req));
+	check_timeout:
+		if (timeout > 0 && ts_mono() - t0 >= timeout) {
+			if (tty)
+				fputc('\n', stderr);
+			fprintf(stderr, "timed out after %.1f s: job %lld is still %s\n", ts_mono() - t0,
+				(long long)id,
+				job ? json_string_value(json_object_get(job, "state")) : "unknown");
+			goto out;
+		}
+	}
+	if (interrupted) {
+		fprintf(stderr, "%sinterrupted: job %lld goes on (tessera wait %lld to watch it)\n",
+			tty ? "\n" : "", (long long)id, (long long)id);
+		rc = 130;
+		goto out;
+	}
+	const char *state = json_string_value(json_object_get(job, "state"));
+	if (as_json)
+		print_json(job);
+	if (!state || strcmp(state, "done") != 0) {
+		const char *err = json_string_value(json_object_get(job, "error"));
+		fprintf(stderr, "job %lld %s%s%s\n", (long long)id, state ? state : "ended", err ? ": " : "",
+			err ? err : "");
+		goto out;
+	}
+	if (!as_json)
+		cl_job_print_result(stdout, job, t_done - t0, watched_start);
+	rc = CL_EXIT_OK;
+out:
+	json_decref(job);
+	cl_http_close(http);
+	return rc;
+}
+
+static int cmd_jobs(int argc, char **argv)
+{
+	int as_json = 0, rc = CL_EXIT_ERROR, r;
+	cl_state_config cfg;
+	cl_http *http = NULL;
+	json_t *reply = NULL;
+	if ((r = parse_simple(argc, argv, &as_json)) != 0)
+		return r < 0 ? CL_EXIT_OK : r;
+	if (optind != argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (cli_connect(&cfg, &http) != 0 ||
+	    cli_request(&cfg, http, "GET", "/api/v1/jobs", NULL, &reply) != 0)
+		goto out;
+	if (as_json)
+		print_json(reply);
+	else
+		cl_job_print_jobs(stdout, json_object_get(reply, "jobs"));
+	rc = CL_EXIT_OK;
+out:
+	json_decref(reply);
+	cl_http_close(http);
+	return rc;
+}
+
+static int cmd_cancel(int argc, char **argv)
+{
+	int64_t id = 0;
+	int rc = CL_EXIT_ERROR, r;
+	char path[64];
+	cl_state_config cfg;
+	cl_http *http = NULL;
+	json_t *reply = NULL;
+	if ((r = parse_id_cmd(argc, argv, &id, NULL)) != 0)
+		return r < 0 ? CL_EXIT_OK : r;
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
+	if (cli_connect(&cfg, &http) != 0 || cli_request(&cfg, http, "DELETE", path, NULL, &reply) != 0)
+		goto out;
+	printf("job %lld cancelled\n", (long long)id);
+	rc = CL_EXIT_OK;
+out:
+	json_decref(reply);
+	cl_http_close(http);
+	return rc;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"uses", required_argument, NULL, 'u'}, {"ttl", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},	{NULL, 0, NULL, 0},
+	};
+	int opt, rc = CL_EXIT_ERROR;
+	uint64_t v;
+	cl_state_config cfg;
+	cl_http *http = NULL;
+	json_t *body = json_object(), *reply = NULL;
+	if (!body)
+		goto out;
+	OPT_LOOP(argc, argv, "h", opts, opt) {
+		switch (opt) {
+		case 'u':
+		case 't':
+			if (cl_args_u64(optarg, 1, INT64_MAX, &v) != 0) {
+				rc = usage_error("--%s must be a positive integer, not '%s'",
+						 opt == 'u' ? "uses" : "ttl", optarg);
+				goto out;
+			}
+			json_object_set_new(body, opt == 'u' ? "uses" : "ttl_s",
+					    json_integer((json_int_t)v));
+			break;
+		case 'h': rc = help(); goto out;
+		default: rc = usage_bad(); goto out;
+		}
+	}
+	if (argc - optind != 1 || strcmp(argv[optind], "create") != 0) {
+		rc = argc == optind ? usage_error("needs an action: create")
+				    : usage_error("unknown action '%s' (known: create)", argv[optind]);
+		goto out;
+	}
+	if (cli_connect(&cfg, &http) != 0 ||
+	    cli_request(&cfg, http, "POST", "/api/v1/enroll-tokens", body, &reply) != 0)
+		goto out;
+	const char *token = json_string_value(json_object_get(reply, "token"));
+	if (!token) {
+		fprintf(stderr, "token create: the server's reply has no token\n");
+		goto out;
+	}
+	printf("%s\n", token);
+	fflush(stdout);
+	fprintf(stderr, "enroll a node with: tessera-client enroll %s %s\n", cl_http_url(http), token);
+	rc = CL_EXIT_OK;
+out:
+	json_decref(body);
+	json_decref(reply);
+	cl_http_close(http);
+	return rc;
+}
+
+static int cmd_nodes(int argc, char **argv)
+{
+	int as_json = 0, rc = CL_EXIT_ERROR, r;
+	cl_state_config cfg;
+	cl_http *http = NULL;
+	json_t *reply = NULL;
+	if ((r = parse_simple(argc, argv, &as_json)) != 0)
+		return r < 0 ? CL_EXIT_OK : r;
+	if (optind != argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (cli_connect(&cfg, &http) != 0 ||
+	    cli_request(&cfg, http, "GET", "/api/v1/nodes", NULL, &reply) != 0)
+		goto out;
+	if (as_json)
+		print_json(reply);
+	else
+		cl_job_print_nodes(stdout, json_object_get(reply, "nodes"));
+	rc = CL_EXIT_OK;
+out:
+	json_decref(reply);
+	cl_http_close(http);
+	return rc;
+}
+
+static int cmd_logout(int argc, char **argv)
+{
+	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128];
+	cl_state_config cfg;
+	int r;
+	if ((r = parse_simple(argc, argv, NULL)) != 0)
+		return r < 0 ? CL_EXIT_OK : r;
+	if (optind != argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (config_dir(dir, sizeof(dir)) != 0)
+		return CL_EXIT_ERROR;
+	ts_err e = cl_state_config_load(dir, &cfg, why, sizeof(why));
+	if (e == TS_ERR_NOT_FOUND || (e == TS_OK && !cfg.token[0])) {
+		printf("not logged in\n");
+		return CL_EXIT_OK;
+	}
+	if (e) {
+		fprintf(stderr, "%s\n", why);
+		return CL_EXIT_ERROR;
+	}
+	/* Keep the server and trust settings: the next login needs only the password. */
+	memset(cfg.token, 0, sizeof(cfg.token));
+	cfg.expires_at = 0;
+	if (cl_state_config_save(dir, &cfg, why, sizeof(why)) != TS_OK) {
+		fprintf(stderr, "%s\n", why);
+		return CL_EXIT_ERROR;
+	}
+	printf("logged out of %s\n", cfg.url);
+	return CL_EXIT_OK;
+}
+
+static const struct command commands[] = {
+	{"login", cmd_login, "login URL --user NAME [--pin PIN | --cacert FILE]",
+	 "\nLogs in to the server at URL (https://HOST:PORT) and keeps the session in\n"
+	 "$" CONFIG_ENV "/config.json (default ~/" CONFIG_HOME "). The password comes from\n"
+	 "$" PASSWORD_ENV " or a prompt on the terminal.\n\n"
+	 "  --user NAME     account name\n"
+	 "  --pin PIN       trust the server key with this pin (sha256//..., from\n"
+	 "                  'tessera-server pin'); for self-signed servers\n"
+	 "  --cacert FILE   trust certificates signed by this CA (default: system CAs)\n"},
+	{"submit", cmd_submit,
+	 "submit pi --samples N [--seed S] [--units K | --unit-size U] [--replication R] "
+	 "[--quorum Q] [--deadline SECONDS]",
+	 "\nSubmits a Monte Carlo Pi job (kernel montecarlo_pi) and prints its id.\n"
+	 "Numbers may be written 2e10.\n\n"
+	 "  --samples N       samples to draw (1..1e18)\n"
+	 "  --seed S          random seed (default 0)\n"
+	 "  --units K         split into K units, or\n"
+	 "  --unit-size U     U samples per unit (default: the server's)\n"
+	 "  --replication R   copies of each unit computed by distinct nodes (default 1)\n"
+	 "  --quorum Q        matching copies needed (default 1)\n"
+	 "  --deadline S      seconds a node may hold a unit (default 600)\n"},
+	{"status", cmd_status, "status ID [--json]",
+	 "\nShows a job's state, progress and result.\n\n"
+	 "  --json   the job as the API returns it\n"},
+	{"wait", cmd_wait, "wait ID [--json] [--timeout SECONDS]",
+	 "\nWaits for a job with a progress bar on stderr, then prints its result.\n"
+	 "Exits 1 if the job failed or was cancelled, or on timeout.\n\n"
+	 "  --json            print the finished job as the API returns it\n"
+	 "  --timeout SECONDS give up after this long\n"},
+	{"jobs", cmd_jobs, "jobs [--json]", "\nLists your jobs (all jobs for admins), newest first.\n"},
+	{"cancel", cmd_cancel, "cancel ID", "\nCancels a queued or running job.\n"},
+	{"token", cmd_token, "token create [--uses N] [--ttl SECONDS]",
+	 "\nCreates an enrollment token for volunteer nodes (admins only) and prints it.\n\n"
+	 "  --uses N        nodes that may enroll with it (default 1)\n"
+	 "  --ttl SECONDS   lifetime (default 86400)\n"},
+	{"nodes", cmd_nodes, "nodes [--json]", "\nLists the enrolled nodes (admins only).\n"},
+	{"logout", cmd_logout, "logout", "\nForgets the session token.\n"},
+};
+
+static void main_usage(FILE *f)
+{
+	fprintf(f, "tessera: submit and watch jobs on a Tessera grid\n\nusage:\n");
+	for (size_t i = 0; i < TS_ARRAY_LEN(commands); i++)
+		fprintf(f, "  tessera %s\n", commands[i].synopsis);
+	fprintf(f, "  tessera COMMAND --help\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		main_usage(stderr);
+		return CL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		main_usage(stdout);
+		return CL_EXIT_OK;
+	}
+	for (size_t i = 0; i < TS_ARRAY_LEN(commands); i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		static char prog[64];
+		snprintf(prog, sizeof(prog), "tessera %s", commands[i].name);
+		cmd_current = &commands[i];
+		argv[1] = prog; /* getopt's messages then name the subcommand */
+		signal(SIGPIPE, SIG_IGN);
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			fprintf(stderr, "tessera: cannot initialise libcurl\n");
+			return CL_EXIT_ERROR;
+		}
+		int rc = commands[i].fn(argc - 1, argv + 1);
+		curl_global_cleanup();
+		return rc;
+	}
+	fprintf(stderr, "tessera: unknown command '%s'\n", argv[1]);
+	main_usage(stderr);
+	return CL_EXIT_USAGE;
+}
