@@ -18,7 +18,10 @@ CREATE TABLE nodes (
     disabled   INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     last_seen  INTEGER NOT NULL,
-    units_done INTEGER NOT NULL DEFAULT 0
+    units_done INTEGER NOT NULL DEFAULT 0, -- results that were counted into a job
+    n_valid    INTEGER NOT NULL DEFAULT 0, -- results that matched the canonical result
+    n_invalid  INTEGER NOT NULL DEFAULT 0, -- results that did not
+    streak     INTEGER NOT NULL DEFAULT 0  -- valid results since the last invalid one
 );
 
 -- Every token kind; only the SHA-256 of a token is kept.
@@ -46,6 +49,7 @@ CREATE TABLE jobs (
     units_done  INTEGER NOT NULL DEFAULT 0,
     replication INTEGER NOT NULL,
     quorum      INTEGER NOT NULL,
+    adaptive    INTEGER NOT NULL DEFAULT 0, -- trusted nodes get single replicas (spot-checked)
     deadline_s  INTEGER NOT NULL,
     acc0        INTEGER NOT NULL DEFAULT 0, -- combined partial of the done units
     acc1        INTEGER NOT NULL DEFAULT 0,
@@ -61,18 +65,37 @@ CREATE INDEX jobs_owner ON jobs (owner_id, id);
 
 -- A unit row exists from its first lease on (see workunits/wu.h).
 CREATE TABLE units (
-    id       INTEGER PRIMARY KEY,
-    job_id   INTEGER NOT NULL REFERENCES jobs (id),
-    seq      INTEGER NOT NULL,
-    start    INTEGER NOT NULL,
-    count    INTEGER NOT NULL,
-    state    INTEGER NOT NULL,           -- enum wu_state
-    node_id  INTEGER REFERENCES nodes (id),
-    deadline INTEGER,
-    issued   INTEGER NOT NULL DEFAULT 1, -- how many times it was leased
-    result   TEXT,
-    wall_s   REAL,
+    id          INTEGER PRIMARY KEY,
+    job_id      INTEGER NOT NULL REFERENCES jobs (id),
+    seq         INTEGER NOT NULL,
+    start       INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    state       INTEGER NOT NULL,        -- enum wu_state
+    quorum      INTEGER NOT NULL,        -- agreeing results needed (1 for adaptive singles)
+    wanted      INTEGER NOT NULL,        -- replicas wanted so far (grows on disagreement)
+    max_results INTEGER NOT NULL,
+    n_results   INTEGER NOT NULL DEFAULT 0,
+    res0        INTEGER,                 -- the canonical partial, once valid
+    res1        INTEGER,
     UNIQUE (job_id, seq)
 );
-CREATE INDEX units_lease ON units (state, deadline);
-CREATE INDEX units_job_node ON units (job_id, node_id);
+CREATE INDEX units_open ON units (state, id);
+
+-- One node's copy of a unit; a node holds at most one replica of a unit.
+CREATE TABLE replicas (
+    id          INTEGER PRIMARY KEY,
+    unit_id     INTEGER NOT NULL REFERENCES units (id),
+    node_id     INTEGER NOT NULL REFERENCES nodes (id),
+    state       INTEGER NOT NULL,        -- enum wu_replica_state
+    deadline    INTEGER NOT NULL,
+    res0        INTEGER,                 -- the node's partial, once reported
+    res1        INTEGER,
+    verdict     INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 valid, 2 invalid
+    counted     INTEGER NOT NULL DEFAULT 0, -- 1 for the one replica whose result was aggregated
+    wall_s      REAL,
+    issued_at   INTEGER NOT NULL,
+    reported_at INTEGER,
+    UNIQUE (unit_id, node_id)
+);
+CREATE INDEX replicas_node ON replicas (node_id, state);
+CREATE INDEX replicas_lease ON replicas (state, deadline);

@@ -7,6 +7,7 @@
 #include "srv_http.h"
 #include "srv_json.h"
 #include "srv_view.h"
+#include "srv_work.h"
 #include "ts_token.h"
 #include "ts_util.h"
 #include "wu.h"
@@ -54,6 +55,7 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 		{"replication", F_INT, 0, 1, 16},
 		{"quorum", F_INT, 0, 1, 16},
 		{"deadline_s", F_INT, 0, 10, 604800},
+		{"adaptive", F_BOOL, 0, 0, 0},
 	};
 	kern_args args;
 	wu_split split;
@@ -80,10 +82,6 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 			 (long long)quorum, (long long)replication);
 		return TS_ERR_BAD_REQUEST;
 	}
-	if (replication > 1) {
-		snprintf(r->why, sizeof(r->why), "replication > 1 is not supported by this server yet");
-		return TS_ERR_BAD_REQUEST;
-	}
 	result = wu_split_make(args.space, (uint64_t)srv_json_int(r->body, "unit_size", 0),
 			       (uint64_t)srv_json_int(r->body, "units", 0), k->default_unit, &split,
 			       r->why, sizeof(r->why));
@@ -106,6 +104,7 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	sqlite3_bind_int64(st, 10, (int64_t)zero.v[0]);
 	sqlite3_bind_int64(st, 11, (int64_t)zero.v[1]);
 	sqlite3_bind_int64(st, 12, r->now);
+	sqlite3_bind_int(st, 13, json_is_true(json_object_get(r->body, "adaptive")));
 	free(params);
 	result = srv_db_exec(ctx->db, st);
 	if (result)
@@ -198,6 +197,11 @@ ts_err api_job_cancel(srv_ctx *ctx, srv_req *r)
 	st = srv_db_stmt(ctx->db, Q_UNIT_DROP_JOB);
 	sqlite3_bind_int64(st, 1, r->id);
 	result = srv_db_exec(ctx->db, st);
+	if (!result) {
+		st = srv_db_stmt(ctx->db, Q_REPLICA_DROP_JOB);
+		sqlite3_bind_int64(st, 1, r->id);
+		result = srv_db_exec(ctx->db, st);
+	}
 	if (!result)
 		result = srv_db_commit(ctx->db);
 	if (result)
@@ -275,8 +279,43 @@ ts_err api_node_list(srv_ctx *ctx, srv_req *r)
 	json_t *nodes = json_array();
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_LIST);
 	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(nodes, srv_view_node(st, r->now));
+		json_array_append_new(nodes, srv_view_node(st, r->now, ctx->node_timeout_s));
 	sqlite3_reset(st);
 	r->reply = json_pack("{s:o}", "nodes", nodes);
 	return TS_OK;
+}
+
+/* Disabling a node refuses its token at once and ends its leases, so its units go elsewhere. */
+static ts_err node_set_disabled(srv_ctx *ctx, srv_req *r, int disabled)
+{
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_GET);
+	sqlite3_bind_int64(st, 1, r->id);
+	int found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (!found) {
+		snprintf(r->why, sizeof(r->why), "no node %lld", (long long)r->id);
+		return TS_ERR_NOT_FOUND;
+	}
+	ts_err result = srv_work_node_set_disabled(ctx, r->id, disabled, r->now);
+	if (result)
+		return result;
+	st = srv_db_stmt(ctx->db, Q_NODE_GET);
+	sqlite3_bind_int64(st, 1, r->id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r->reply = srv_view_node(st, r->now, ctx->node_timeout_s);
+	sqlite3_reset(st);
+	if (!ctx->quiet)
+		fprintf(stderr, "node %lld %s by %s\n", (long long)r->id, disabled ? "disabled" : "enabled",
+			r->who.name);
+	return r->reply ? TS_OK : TS_ERR_DB;
+}
+
+ts_err api_node_disable(srv_ctx *ctx, srv_req *r)
+{
+	return node_set_disabled(ctx, r, 1);
+}
+
+ts_err api_node_enable(srv_ctx *ctx, srv_req *r)
+{
+	return node_set_disabled(ctx, r, 0);
 }

@@ -13,11 +13,12 @@ struct srv_db {
 	sqlite3_stmt *st[Q__COUNT];
 };
 
-/* Every statement the server runs. Unit states are enum wu_state: 1 leased, 2 done, 3 dropped. */
+/* Every statement the server runs. States are those of workunits/wu.h: units 1 open, 2 valid,
+ * 3 dropped, 4 failed; replicas 1 leased, 2 reported, 3 dropped; verdict 0 pending, 1 valid,
+ * 2 invalid. */
 static const char *const stmt_sql[Q__COUNT] = {
 	[Q_USER_BY_NAME] = "SELECT id, pw_hash, role, disabled FROM users WHERE name = ?1",
 	[Q_USER_INSERT] = "INSERT INTO users (name, pw_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-	[Q_USER_COUNT] = "SELECT count(*) FROM users",
 	[Q_TOKEN_BY_HASH] =
 		"SELECT t.hash, t.kind, t.user_id, t.node_id, t.uses_left, t.expires_at, t.revoked,"
 		" u.role, u.name, coalesce(u.disabled, n.disabled, 0)"
@@ -30,17 +31,28 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen)"
 			  " VALUES (?1, ?2, ?3, ?4, ?4)",
 	[Q_NODE_SEEN] = "UPDATE nodes SET last_seen = ?2 WHERE id = ?1",
-	[Q_NODE_LIST] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done"
-			" FROM nodes ORDER BY id",
+	[Q_NODE_LIST] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
+			" n_valid, n_invalid, streak FROM nodes ORDER BY id",
+	[Q_NODE_GET] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
+		       " n_valid, n_invalid, streak FROM nodes WHERE id = ?1",
+	[Q_NODE_STREAK] = "SELECT streak FROM nodes WHERE id = ?1",
+	[Q_NODE_VERDICT] = "UPDATE nodes SET n_valid = n_valid + ?2, n_invalid = n_invalid + ?3,"
+			   " streak = CASE WHEN ?3 > 0 THEN 0 ELSE streak + ?2 END WHERE id = ?1",
+	[Q_NODE_CREDIT] = "UPDATE nodes SET units_done = units_done + 1 WHERE id = ?1",
+	[Q_NODE_SET_DISABLED] = "UPDATE nodes SET disabled = ?2 WHERE id = ?1",
+	[Q_NODE_RELEASE] = "UPDATE replicas SET deadline = ?2"
+			   " WHERE node_id = ?1 AND state = 1 AND deadline > ?2",
+	[Q_LOST_RELEASE] = "UPDATE replicas SET deadline = ?1 WHERE state = 1 AND deadline > ?1"
+			   " AND node_id IN (SELECT id FROM nodes WHERE last_seen < ?2)",
 	[Q_JOB_INSERT] =
 		"INSERT INTO jobs (owner_id, kernel, params, state, space, unit_size, n_units,"
-		" replication, quorum, deadline_s, acc0, acc1, created_at)"
-		" VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+		" replication, quorum, deadline_s, acc0, acc1, created_at, adaptive)"
+		" VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	[Q_JOB_GET] =
 		"SELECT j.id, u.name, j.kernel, j.params, j.state, j.space, j.unit_size, j.n_units,"
 		" j.next_seq, j.units_done, j.replication, j.quorum, j.deadline_s, j.acc0, j.acc1,"
-		" j.compute_s, j.result, j.error, j.created_at, j.started_at, j.finished_at, j.owner_id"
-		" FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = ?1",
+		" j.compute_s, j.result, j.error, j.created_at, j.started_at, j.finished_at, j.owner_id,"
+		" j.adaptive FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = ?1",
 	[Q_JOB_LIST_ALL] = "SELECT id FROM jobs ORDER BY id DESC LIMIT ?1",
 	[Q_JOB_LIST_OWNER] = "SELECT id FROM jobs WHERE owner_id = ?1 ORDER BY id DESC LIMIT ?2",
 	[Q_JOB_CANCEL] = "UPDATE jobs SET state = 'cancelled', finished_at = ?2"
@@ -49,25 +61,46 @@ static const char *const stmt_sql[Q__COUNT] = {
 			    " AND next_seq < n_units ORDER BY id LIMIT 1",
 	[Q_JOB_ADVANCE] = "UPDATE jobs SET next_seq = ?2, state = 'running',"
 			  " started_at = coalesce(started_at, ?3) WHERE id = ?1",
-	[Q_JOB_ACCOUNT] = "UPDATE jobs SET units_done = units_done + 1, acc0 = ?2, acc1 = ?3,"
-			  " compute_s = compute_s + ?4 WHERE id = ?1",
+	[Q_JOB_ACCOUNT] = "UPDATE jobs SET units_done = units_done + 1, acc0 = ?2, acc1 = ?3 WHERE id = ?1",
+	[Q_JOB_WALL] = "UPDATE jobs SET compute_s = compute_s + ?2 WHERE id = ?1",
 	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5"
 			 " WHERE id = ?1",
-	[Q_UNIT_COUNTS] = "SELECT count(*) FROM units WHERE job_id = ?1 AND state = 1 AND deadline > ?2",
-	[Q_UNIT_BY_NODE] = "SELECT n.id, n.name, count(*) FROM units u JOIN nodes n ON n.id = u.node_id"
-			   " WHERE u.job_id = ?1 AND u.state = 2 GROUP BY n.id ORDER BY n.id",
-	[Q_UNIT_EXPIRED] = "SELECT u.id FROM units u JOIN jobs j ON j.id = u.job_id"
-			   " WHERE u.state = 1 AND u.deadline <= ?1 AND j.state = 'running'"
-			   " ORDER BY u.deadline LIMIT ?2",
-	[Q_UNIT_RELEASE] = "UPDATE units SET node_id = ?2, deadline = ?3, issued = issued + 1"
-			   " WHERE id = ?1",
-	[Q_UNIT_INSERT] = "INSERT INTO units (job_id, seq, start, count, state, node_id, deadline)"
-			  " VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
-	[Q_UNIT_GET] = "SELECT u.id, u.job_id, u.start, u.count, u.state, u.node_id, u.deadline"
-		       " FROM units u WHERE u.id = ?1",
-	[Q_UNIT_DONE] = "UPDATE units SET state = 2, result = ?2, wall_s = ?3 WHERE id = ?1",
+	[Q_JOB_LEASED] = "SELECT count(DISTINCT r.unit_id) FROM replicas r JOIN units u ON u.id = r.unit_id"
+			 " WHERE u.job_id = ?1 AND u.state = 1 AND r.state = 1 AND r.deadline > ?2",
+	[Q_JOB_BY_NODE] = "SELECT n.id, n.name, count(*) FROM replicas r JOIN units u ON u.id = r.unit_id"
+			  " JOIN nodes n ON n.id = r.node_id WHERE u.job_id = ?1 AND r.verdict = 1"
+			  " GROUP BY n.id ORDER BY n.id",
+	[Q_UNIT_INSERT] = "INSERT INTO units (job_id, seq, start, count, state, quorum, wanted, max_results)"
+			  " VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7)",
+	[Q_UNIT_GET] = "SELECT id, job_id, start, count, state, quorum, wanted, max_results, n_results,"
+		       " res0, res1 FROM units WHERE id = ?1",
+	[Q_UNIT_NEEDY] =
+		"SELECT u.id FROM units u JOIN jobs j ON j.id = u.job_id"
+		" WHERE u.state = 1 AND j.state = 'running' AND u.wanted > u.n_results +"
+		" (SELECT count(*) FROM replicas r WHERE r.unit_id = u.id AND r.state = 1 AND r.deadline > ?1)"
+		" AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.unit_id = u.id AND r.node_id = ?2)"
+		" ORDER BY u.id LIMIT ?3",
+	[Q_UNIT_RESULT] = "UPDATE units SET n_results = n_results + 1 WHERE id = ?1",
+	[Q_UNIT_WANT] = "UPDATE units SET wanted = ?2 WHERE id = ?1",
+	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4 WHERE id = ?1",
+	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas WHERE unit_id = ?1 AND state = 2"
+			   " GROUP BY res0, res1 ORDER BY c DESC LIMIT 1",
+	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas WHERE unit_id = ?1 AND state = 1 AND deadline > ?2",
 	[Q_UNIT_DROP_JOB] = "UPDATE units SET state = 3 WHERE job_id = ?1 AND state = 1",
-	[Q_NODE_CREDIT] = "UPDATE nodes SET units_done = units_done + 1 WHERE id = ?1",
+	[Q_REPLICA_DROP_JOB] = "UPDATE replicas SET state = 3 WHERE state = 1"
+			       " AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)",
+	[Q_REPLICA_INSERT] = "INSERT INTO replicas (unit_id, node_id, state, deadline, issued_at)"
+			     " VALUES (?1, ?2, 1, ?3, ?4)",
+	[Q_REPLICA_MINE] = "SELECT r.id, r.unit_id FROM replicas r JOIN units u ON u.id = r.unit_id"
+			   " JOIN jobs j ON j.id = u.job_id WHERE r.node_id = ?1 AND r.state = 1"
+			   " AND r.deadline > ?2 AND u.state = 1 AND j.state = 'running' ORDER BY r.id LIMIT ?3",
+	[Q_REPLICA_RENEW] = "UPDATE replicas SET deadline = ?2 WHERE id = ?1",
+	[Q_REPLICA_FIND] = "SELECT id, state FROM replicas WHERE unit_id = ?1 AND node_id = ?2",
+	[Q_REPLICA_REPORT] = "UPDATE replicas SET state = 2, res0 = ?2, res1 = ?3, wall_s = ?4,"
+			     " reported_at = ?5 WHERE id = ?1",
+	[Q_REPLICA_PENDING] = "SELECT id, node_id, res0, res1 FROM replicas"
+			      " WHERE unit_id = ?1 AND state = 2 AND verdict = 0",
+	[Q_REPLICA_JUDGE] = "UPDATE replicas SET verdict = ?2, counted = ?3 WHERE id = ?1",
 };
 
 static ts_err db_exec_sql(sqlite3 *h, const char *sql)

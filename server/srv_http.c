@@ -37,6 +37,9 @@ static const struct srv_route {
 	{EVHTTP_REQ_POST, "/api/v1/enroll-tokens", api_enroll_token, ROLE_ADMIN, BODY_JSON},
 	{EVHTTP_REQ_POST, "/api/v1/nodes/enroll", api_node_enroll, ROLE_ANY, BODY_JSON},
 	{EVHTTP_REQ_GET, "/api/v1/nodes", api_node_list, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/nodes/{id}/disable", api_node_disable, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/nodes/{id}/enable", api_node_enable, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/nodes/heartbeat", api_node_heartbeat, ROLE_NODE, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/work/fetch", api_work_fetch, ROLE_NODE, BODY_JSON},
 	{EVHTTP_REQ_POST, "/api/v1/work/report", api_work_report, ROLE_NODE, BODY_JSON},
 };

@@ -33,6 +33,7 @@ typedef struct srv_ctx {
 	unsigned char pin[32];
 	int port;
 	int quiet;
+	int64_t node_timeout_s; /* a node unseen this long is lost; its leases are released */
 	uint64_t requests;
 } srv_ctx;
 
@@ -65,6 +66,9 @@ ts_err api_job_cancel(srv_ctx *ctx, srv_req *r);
 ts_err api_enroll_token(srv_ctx *ctx, srv_req *r);
 ts_err api_node_enroll(srv_ctx *ctx, srv_req *r);
 ts_err api_node_list(srv_ctx *ctx, srv_req *r);
+ts_err api_node_disable(srv_ctx *ctx, srv_req *r);
+ts_err api_node_enable(srv_ctx *ctx, srv_req *r);
+ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r);
 ts_err api_work_fetch(srv_ctx *ctx, srv_req *r);
 ts_err api_work_report(srv_ctx *ctx, srv_req *r);
 

@@ -10,6 +10,7 @@ static const char *const type_names[] = {
 	[F_STR] = "a string",
 	[F_OBJ] = "an object",
 	[F_ARR] = "an array",
+	[F_BOOL] = "true or false",
 };
 
 static int json_type_ok(const json_t *v, enum srv_ftype t)
@@ -25,6 +26,8 @@ static int json_type_ok(const json_t *v, enum srv_ftype t)
 		return json_is_object(v);
 	case F_ARR:
 		return json_is_array(v);
+	case F_BOOL:
+		return json_is_boolean(v);
 	}
 	return 0;
 }

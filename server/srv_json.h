@@ -12,7 +12,7 @@
 
 #include "ts_err.h"
 
-enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR };
+enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL };
 
 typedef struct srv_field {
 	const char *name;

@@ -13,10 +13,12 @@
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_tls.h"
+#include "srv_work.h"
 #include "ts_token.h"
 #include "ts_util.h"
 
 #define DEFAULT_PORT 8443
+#define DEFAULT_NODE_TIMEOUT_S 120
 
 static const char usage_main[] =
 	"usage: tessera-server COMMAND [options]\n"
@@ -27,7 +29,7 @@ static const char usage_main[] =
 	"  init --data DIR [--admin NAME]     create the data dir: key, certificate, database and the\n"
 	"                                     first admin (password from $TESSERA_ADMIN_PASSWORD,\n"
 	"                                     else generated and printed once)\n"
-	"  run --data DIR [--listen HOST:PORT] [--quiet]\n"
+	"  run --data DIR [--listen HOST:PORT] [--node-timeout S] [--quiet]\n"
 	"                                     serve (default 0.0.0.0:8443; port 0 picks a free port,\n"
 	"                                     written to DIR/server.port)\n"
 	"  pin --data DIR                     print the server's public-key pin\n"
@@ -40,8 +42,12 @@ static const char usage_init[] =
 	"  user NAME (default 'admin'). Prints the pin that clients need and the admin password\n"
 	"  unless $TESSERA_ADMIN_PASSWORD gave it.\n";
 static const char usage_run[] =
-	"usage: tessera-server run --data DIR [--listen HOST:PORT] [--quiet]\n"
-	"  Serves the API over HTTPS until SIGINT or SIGTERM. Default listen 0.0.0.0:8443.\n";
+	"usage: tessera-server run --data DIR [--listen HOST:PORT] [--node-timeout S] [--quiet]\n"
+	"  Serves the API over HTTPS until SIGINT or SIGTERM.\n"
+	"  --listen HOST:PORT   default 0.0.0.0:8443; port 0 picks a free one (see DIR/server.port)\n"
+	"  --node-timeout S     a node silent this long is lost and its leases go elsewhere\n"
+	"                       (default 120, 2..86400); clients heartbeat well within it\n"
+	"  --quiet              log only errors\n";
 static const char usage_pin[] =
 	"usage: tessera-server pin --data DIR\n"
 	"  Prints the pin (sha256//base64 of the server's public key).\n";
@@ -50,6 +56,7 @@ struct opts {
 	const char *data;
 	const char *admin;
 	const char *listen;
+	const char *node_timeout;
 	int quiet;
 };
 
@@ -66,6 +73,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		{"admin", required_argument, NULL, 'a'},
 		{"listen", required_argument, NULL, 'l'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"node-timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -77,6 +85,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		case 'a': o->admin = optarg; break;
 		case 'l': o->listen = optarg; break;
 		case 'q': o->quiet = 1; break;
+		case 't': o->node_timeout = optarg; break;
 		case 'h': fputs(usage, stdout); return -1;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -188,6 +197,11 @@ static int parse_listen(const char *spec, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+static void on_sweep(evutil_socket_t fd, short events, void *arg)
+{
+	srv_work_sweep(arg, ts_now());
+}
+
 static void on_signal(evutil_socket_t sig, short events, void *arg)
 {
 	srv_ctx *ctx = arg;
@@ -200,8 +214,17 @@ static int cmd_run(const struct opts *o)
 {
 	char key[4096], cert[4096], dbpath[4096], portfile[4096], host[256] = "0.0.0.0", pin[TS_PIN_MAX];
 	int port = DEFAULT_PORT, rc = 1;
-	srv_ctx ctx = {.quiet = o->quiet};
-	struct event *sigint = NULL, *sigterm = NULL;
+	srv_ctx ctx = {.quiet = o->quiet, .node_timeout_s = DEFAULT_NODE_TIMEOUT_S};
+	struct event *sigint = NULL, *sigterm = NULL, *sweep = NULL;
+	uint64_t timeout;
+	if (o->node_timeout) {
+		if (ts_parse_u64(o->node_timeout, &timeout) || timeout < 2 || timeout > 86400) {
+			fprintf(stderr, "tessera-server: --node-timeout wants 2..86400 seconds, got '%s'\n",
+				o->node_timeout);
+			return 2;
+		}
+		ctx.node_timeout_s = (int64_t)timeout;
+	}
 	if (o->listen && parse_listen(o->listen, host, sizeof(host), &port)) {
 		fprintf(stderr, "tessera-server: --listen wants HOST:PORT, got '%s'\n", o->listen);
 		return 2;
@@ -225,6 +248,11 @@ static int cmd_run(const struct opts *o)
 	sigterm = evsignal_new(ctx.base, SIGTERM, on_signal, &ctx);
 	if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL))
 		goto out;
+	/* Lost nodes are swept a few times per timeout, so their leases end soon after it. */
+	struct timeval every = {ctx.node_timeout_s >= 30 ? 10 : ctx.node_timeout_s / 3 + 1, 0};
+	sweep = event_new(ctx.base, -1, EV_PERSIST, on_sweep, &ctx);
+	if (!sweep || event_add(sweep, &every))
+		goto out;
 	char portstr[16];
 	int n = snprintf(portstr, sizeof(portstr), "%d\n", ctx.port);
 	if (ts_write_file(portfile, portstr, (size_t)n, 0600)) {
@@ -238,6 +266,8 @@ static int cmd_run(const struct opts *o)
 	unlink(portfile);
 	rc = 0;
 out:
+	if (sweep)
+		event_free(sweep);
 	if (sigint)
 		event_free(sigint);
 	if (sigterm)

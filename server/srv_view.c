@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "wu.h"
+
 static json_t *col_int_or_null(sqlite3_stmt *st, int i)
 {
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
@@ -24,7 +26,7 @@ static json_t *col_str_or_null(sqlite3_stmt *st, int i)
 static json_t *job_nodes(srv_db *db, int64_t id)
 {
 	json_t *nodes = json_array();
-	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_BY_NODE);
+	sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_BY_NODE);
 	sqlite3_bind_int64(st, 1, id);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		json_array_append_new(nodes, json_pack("{s:I,s:s,s:I}", "node_id",
@@ -64,6 +66,8 @@ ts_err srv_view_job(srv_db *db, int64_t id, int with_nodes, int64_t now, json_t 
 		"created_at", (json_int_t)sqlite3_column_int64(st, 18),
 		"started_at", col_int_or_null(st, 19),
 		"finished_at", col_int_or_null(st, 20));
+	if (job)
+		json_object_set_new(job, "adaptive", json_boolean(sqlite3_column_int(st, 22)));
 	if (owner)
 		*owner = sqlite3_column_int64(st, 21);
 	int open = strcmp(state, "queued") == 0 || strcmp(state, "running") == 0;
@@ -73,7 +77,7 @@ ts_err srv_view_job(srv_db *db, int64_t id, int with_nodes, int64_t now, json_t 
 
 	int64_t leased = 0;
 	if (open) {
-		st = srv_db_stmt(db, Q_UNIT_COUNTS);
+		st = srv_db_stmt(db, Q_JOB_LEASED);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, now);
 		if (sqlite3_step(st) == SQLITE_ROW)
@@ -90,12 +94,12 @@ ts_err srv_view_job(srv_db *db, int64_t id, int with_nodes, int64_t now, json_t 
 	return TS_OK;
 }
 
-json_t *srv_view_node(sqlite3_stmt *st, int64_t now)
+json_t *srv_view_node(sqlite3_stmt *st, int64_t now, int64_t lost_s)
 {
 	int64_t seen = sqlite3_column_int64(st, 6);
-	const char *state = sqlite3_column_int(st, 4) ? "disabled"
-			    : now - seen > SRV_NODE_LOST_S ? "offline" : "online";
-	return json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:I}",
+	int64_t valid = sqlite3_column_int64(st, 8), invalid = sqlite3_column_int64(st, 9);
+	const char *state = sqlite3_column_int(st, 4) ? "disabled" : now - seen > lost_s ? "lost" : "online";
+	return json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
 			 "id", (json_int_t)sqlite3_column_int64(st, 0),
 			 "name", (const char *)sqlite3_column_text(st, 1),
 			 "platform", (const char *)sqlite3_column_text(st, 2),
@@ -103,5 +107,9 @@ json_t *srv_view_node(sqlite3_stmt *st, int64_t now)
 			 "state", state,
 			 "created_at", (json_int_t)sqlite3_column_int64(st, 5),
 			 "last_seen", (json_int_t)seen,
-			 "units_done", (json_int_t)sqlite3_column_int64(st, 7));
+			 "units_done", (json_int_t)sqlite3_column_int64(st, 7),
+			 "valid", (json_int_t)valid,
+			 "invalid", (json_int_t)invalid,
+			 "streak", (json_int_t)sqlite3_column_int64(st, 10),
+			 "reliability", wu_reliability(valid, invalid));
 }

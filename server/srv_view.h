@@ -9,14 +9,14 @@
 #include "srv_db.h"
 #include "ts_err.h"
 
-#define SRV_NODE_LOST_S 120 /* a node unseen this long shows as offline */
 
 /* Builds job id's view into *out (with the per-node unit counts if with_nodes); *owner gets its
  * owner's user id when owner is not NULL. TS_ERR_NOT_FOUND when there is no such job. */
 ts_err srv_view_job(srv_db *db, int64_t id, int with_nodes, int64_t now, json_t **out,
 		    int64_t *owner);
 
-/* The view of the node in the current row of Q_NODE_LIST. */
-json_t *srv_view_node(sqlite3_stmt *row, int64_t now);
+/* The view of the node in the current row of Q_NODE_LIST or Q_NODE_GET; a node unseen for
+ * lost_s shows as lost. */
+json_t *srv_view_node(sqlite3_stmt *row, int64_t now, int64_t lost_s);
 
 #endif

@@ -1,5 +1,6 @@
-/* srv_work: the node routes: fetch leases units, report accounts their results.
- * Each request is one transaction, committed before the reply. */
+/* srv_work: the node routes. fetch leases replicas of units, report records results and
+ * validates units (replication and quorum, workunits/wu.h). Each request is one transaction,
+ * committed before the reply. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "kern.h"
 #include "srv_http.h"
 #include "srv_json.h"
+#include "srv_work.h"
 #include "ts_util.h"
 #include "wu.h"
 
@@ -22,6 +24,7 @@ struct job_info {
 	char state[16];
 	wu_split split;
 	uint64_t next_seq, done;
+	int replication, quorum, adaptive;
 	int64_t deadline_s;
 	kern_partial acc;
 };
@@ -29,6 +32,14 @@ struct job_info {
 struct job_cache {
 	struct job_info jobs[FETCH_MAX_UNITS];
 	int n;
+};
+
+/* A unit row. */
+struct unit_info {
+	int64_t id, job_id;
+	uint64_t start, count;
+	int state, quorum, wanted, max_results, n_results;
+	kern_partial canonical;
 };
 
 static void job_cache_free(struct job_cache *c)
@@ -61,9 +72,12 @@ static struct job_info *job_load(srv_db *db, struct job_cache *c, int64_t id)
 			      (uint64_t)sqlite3_column_int64(st, 7)};
 	j->next_seq = (uint64_t)sqlite3_column_int64(st, 8);
 	j->done = (uint64_t)sqlite3_column_int64(st, 9);
+	j->replication = sqlite3_column_int(st, 10);
+	j->quorum = sqlite3_column_int(st, 11);
 	j->deadline_s = sqlite3_column_int64(st, 12);
 	j->acc.v[0] = (uint64_t)sqlite3_column_int64(st, 13);
 	j->acc.v[1] = (uint64_t)sqlite3_column_int64(st, 14);
+	j->adaptive = sqlite3_column_int(st, 22);
 	sqlite3_reset(st);
 	if (!j->k || !j->params) {
 		json_decref(j->params);
@@ -71,6 +85,51 @@ static struct job_info *job_load(srv_db *db, struct job_cache *c, int64_t id)
 	}
 	c->n++;
 	return j;
+}
+
+static int unit_load(srv_db *db, int64_t id, struct unit_info *u)
+{
+	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_GET);
+	sqlite3_bind_int64(st, 1, id);
+	int found = sqlite3_step(st) == SQLITE_ROW;
+	if (found) {
+		*u = (struct unit_info){
+			.id = id,
+			.job_id = sqlite3_column_int64(st, 1),
+			.start = (uint64_t)sqlite3_column_int64(st, 2),
+			.count = (uint64_t)sqlite3_column_int64(st, 3),
+			.state = sqlite3_column_int(st, 4),
+			.quorum = sqlite3_column_int(st, 5),
+			.wanted = sqlite3_column_int(st, 6),
+			.max_results = sqlite3_column_int(st, 7),
+			.n_results = sqlite3_column_int(st, 8),
+			.canonical = {{(uint64_t)sqlite3_column_int64(st, 9), (uint64_t)sqlite3_column_int64(st, 10)}},
+		};
+	}
+	sqlite3_reset(st);
+	return found;
+}
+
+/* Runs a statement bound with up to four integers. */
+static ts_err exec_ints(srv_db *db, enum srv_stmt q, int n, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+	sqlite3_stmt *st = srv_db_stmt(db, q);
+	const int64_t v[4] = {a, b, c, d};
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(st, i + 1, v[i]);
+	return srv_db_exec(db, st);
+}
+
+/* The first column of a one-row query bound with up to three integers (def if no row). */
+static int64_t query_int(srv_db *db, enum srv_stmt q, int n, int64_t a, int64_t b, int64_t c, int64_t def)
+{
+	sqlite3_stmt *st = srv_db_stmt(db, q);
+	const int64_t v[3] = {a, b, c};
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(st, i + 1, v[i]);
+	int64_t out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : def;
+	sqlite3_reset(st);
+	return out;
 }
 
 static json_t *unit_json(const struct job_info *j, int64_t unit, uint64_t start, uint64_t count,
@@ -81,54 +140,83 @@ static json_t *unit_json(const struct job_info *j, int64_t unit, uint64_t start,
 			 (json_int_t)start, "count", (json_int_t)count, "deadline", (json_int_t)deadline);
 }
 
-static ts_err node_seen(srv_db *db, int64_t node, int64_t now)
+/* A fetch means the node holds nothing in progress, so live leases it still has were lost on
+ * its side (a restart, a dropped reply): hand them back first, with a fresh deadline. */
+static ts_err fetch_resend(srv_db *db, struct job_cache *c, srv_req *r, json_t *units, int want)
 {
-	sqlite3_stmt *st = srv_db_stmt(db, Q_NODE_SEEN);
-	sqlite3_bind_int64(st, 1, node);
-	sqlite3_bind_int64(st, 2, now);
-	return srv_db_exec(db, st);
-}
-
-/* Re-leases units whose lease ran out, oldest deadline first. */
-static ts_err fetch_expired(srv_db *db, struct job_cache *c, srv_req *r, json_t *units, int want)
-{
-	int64_t ids[FETCH_MAX_UNITS];
+	int64_t rids[FETCH_MAX_UNITS], uids[FETCH_MAX_UNITS];
 	int n = 0;
-	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_EXPIRED);
-	sqlite3_bind_int64(st, 1, r->now);
-	sqlite3_bind_int(st, 2, want);
-	while (n < want && sqlite3_step(st) == SQLITE_ROW)
-		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_stmt *st = srv_db_stmt(db, Q_REPLICA_MINE);
+	sqlite3_bind_int64(st, 1, r->who.node_id);
+	sqlite3_bind_int64(st, 2, r->now);
+	sqlite3_bind_int(st, 3, want);
+	while (n < want && sqlite3_step(st) == SQLITE_ROW) {
+		rids[n] = sqlite3_column_int64(st, 0);
+		uids[n++] = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_reset(st);
 	for (int i = 0; i < n; i++) {
-		st = srv_db_stmt(db, Q_UNIT_GET);
-		sqlite3_bind_int64(st, 1, ids[i]);
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			sqlite3_reset(st);
+		struct unit_info u;
+		struct job_info *j;
+		if (!unit_load(db, uids[i], &u) || !(j = job_load(db, c, u.job_id)))
 			return TS_ERR_DB;
-		}
-		int64_t job = sqlite3_column_int64(st, 1);
-		uint64_t start = (uint64_t)sqlite3_column_int64(st, 2), count = (uint64_t)sqlite3_column_int64(st, 3);
-		sqlite3_reset(st);
-		struct job_info *j = job_load(db, c, job);
-		if (!j)
-			continue;
 		int64_t deadline = r->now + j->deadline_s;
-		st = srv_db_stmt(db, Q_UNIT_RELEASE);
-		sqlite3_bind_int64(st, 1, ids[i]);
-		sqlite3_bind_int64(st, 2, r->who.node_id);
-		sqlite3_bind_int64(st, 3, deadline);
-		ts_err result = srv_db_exec(db, st);
+		ts_err result = exec_ints(db, Q_REPLICA_RENEW, 2, rids[i], deadline, 0, 0);
 		if (result)
 			return result;
-		json_array_append_new(units, unit_json(j, ids[i], start, count, deadline));
+		json_array_append_new(units, unit_json(j, u.id, u.start, u.count, deadline));
 	}
 	return TS_OK;
 }
 
-/* Leases units never handed out yet, from the oldest open job on. */
+static ts_err replica_issue(srv_db *db, srv_req *r, const struct job_info *j, const struct unit_info *u,
+			    json_t *units)
+{
+	int64_t deadline = r->now + j->deadline_s;
+	ts_err result = exec_ints(db, Q_REPLICA_INSERT, 4, u->id, r->who.node_id, deadline, r->now);
+	if (!result)
+		json_array_append_new(units, unit_json(j, u->id, u->start, u->count, deadline));
+	return result;
+}
+
+/* Units that want more replicas than they have results and live leases: expired leases,
+ * disagreements, replication > 1. Never one this node already had a replica of. */
+static ts_err fetch_needy(srv_db *db, struct job_cache *c, srv_req *r, json_t *units, int want)
+{
+	int64_t ids[FETCH_MAX_UNITS];
+	int n = 0, room = want - (int)json_array_size(units);
+	if (room <= 0)
+		return TS_OK;
+	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_NEEDY);
+	sqlite3_bind_int64(st, 1, r->now);
+	sqlite3_bind_int64(st, 2, r->who.node_id);
+	sqlite3_bind_int(st, 3, room);
+	while (n < room && sqlite3_step(st) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	for (int i = 0; i < n; i++) {
+		struct unit_info u;
+		struct job_info *j;
+		if (!unit_load(db, ids[i], &u) || !(j = job_load(db, c, u.job_id)))
+			return TS_ERR_DB;
+		ts_err result = replica_issue(db, r, j, &u, units);
+		if (result)
+			return result;
+	}
+	return TS_OK;
+}
+
+static double random01(void)
+{
+	uint64_t x = 0;
+	ts_random(&x, sizeof(x));
+	return (double)(x >> 11) / 9007199254740992.0; /* 53 random bits in [0, 1) */
+}
+
+/* Units never handed out yet, from the oldest open job on. */
 static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, json_t *units, int want)
 {
+	int64_t streak = query_int(db, Q_NODE_STREAK, 1, r->who.node_id, 0, 0, 0);
 	while ((int)json_array_size(units) < want) {
 		sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_NEXT_OPEN);
 		if (sqlite3_step(st) != SQLITE_ROW) {
@@ -140,29 +228,28 @@ static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, json_t *uni
 		struct job_info *j = job_load(db, c, job);
 		if (!j)
 			return TS_ERR_DB; /* an open job whose kernel or params are unreadable */
-		int64_t deadline = r->now + j->deadline_s;
 		while ((int)json_array_size(units) < want && j->next_seq < j->split.n_units) {
-			uint64_t start, count;
-			wu_unit_range(&j->split, j->next_seq, &start, &count);
+			struct unit_info u = {.job_id = job, .state = WU_OPEN};
+			wu_plan plan = wu_plan_unit(j->replication, j->quorum, j->adaptive, streak, random01());
+			wu_unit_range(&j->split, j->next_seq, &u.start, &u.count);
 			st = srv_db_stmt(db, Q_UNIT_INSERT);
 			sqlite3_bind_int64(st, 1, job);
 			sqlite3_bind_int64(st, 2, (int64_t)j->next_seq);
-			sqlite3_bind_int64(st, 3, (int64_t)start);
-			sqlite3_bind_int64(st, 4, (int64_t)count);
-			sqlite3_bind_int64(st, 5, r->who.node_id);
-			sqlite3_bind_int64(st, 6, deadline);
+			sqlite3_bind_int64(st, 3, (int64_t)u.start);
+			sqlite3_bind_int64(st, 4, (int64_t)u.count);
+			sqlite3_bind_int(st, 5, plan.quorum);
+			sqlite3_bind_int(st, 6, plan.wanted);
+			sqlite3_bind_int(st, 7, plan.max_results);
 			ts_err result = srv_db_exec(db, st);
 			if (result)
 				return result;
-			int64_t unit = sqlite3_last_insert_rowid(srv_db_handle(db));
-			json_array_append_new(units, unit_json(j, unit, start, count, deadline));
+			u.id = sqlite3_last_insert_rowid(srv_db_handle(db));
+			result = replica_issue(db, r, j, &u, units);
+			if (result)
+				return result;
 			j->next_seq++;
 		}
-		st = srv_db_stmt(db, Q_JOB_ADVANCE);
-		sqlite3_bind_int64(st, 1, job);
-		sqlite3_bind_int64(st, 2, (int64_t)j->next_seq);
-		sqlite3_bind_int64(st, 3, r->now);
-		ts_err result = srv_db_exec(db, st);
+		ts_err result = exec_ints(db, Q_JOB_ADVANCE, 3, job, (int64_t)j->next_seq, r->now, 0);
 		if (result)
 			return result;
 	}
@@ -183,9 +270,11 @@ ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 	int want = (int)srv_json_int(r->body, "max_units", 1);
 	result = srv_db_begin(ctx->db);
 	if (!result)
-		result = node_seen(ctx->db, r->who.node_id, r->now);
+		result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
 	if (!result)
-		result = fetch_expired(ctx->db, &cache, r, units, want);
+		result = fetch_resend(ctx->db, &cache, r, units, want);
+	if (!result)
+		result = fetch_needy(ctx->db, &cache, r, units, want);
 	if (!result)
 		result = fetch_new(ctx->db, &cache, r, units, want);
 	if (!result)
@@ -220,57 +309,144 @@ static ts_err report_check(const json_t *results, char *why, size_t whylen)
 	return TS_OK;
 }
 
-/* Marks the job done when its last unit is in. */
-static ts_err job_maybe_finish(srv_db *db, struct job_info *j, int64_t now)
+/* Ends a job: done with its result, or failed with a reason (its open work dropped). */
+static ts_err job_finish(srv_db *db, struct job_info *j, const char *error, int64_t now)
 {
 	kern_args args;
-	char why[200];
-	if (j->done < j->split.n_units)
-		return TS_OK;
-	if (j->k->parse(j->params, &args, why, sizeof(why)))
-		return TS_ERR_INTERNAL;
-	json_t *res = j->k->finalize(&args, &j->acc);
-	char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
-	json_decref(res);
-	if (!text)
-		return TS_ERR_NOMEM;
+	char why[200], *text = NULL;
+	ts_err result;
+	if (!error) {
+		if (j->k->parse(j->params, &args, why, sizeof(why)))
+			return TS_ERR_INTERNAL;
+		json_t *res = j->k->finalize(&args, &j->acc);
+		text = res ? json_dumps(res, JSON_COMPACT) : NULL;
+		json_decref(res);
+		if (!text)
+			return TS_ERR_NOMEM;
+	}
 	sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_FINISH);
 	sqlite3_bind_int64(st, 1, j->id);
-	sqlite3_bind_text(st, 2, "done", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_null(st, 4);
+	sqlite3_bind_text(st, 2, error ? "failed" : "done", -1, SQLITE_STATIC);
+	srv_db_bind_text(st, 3, text);
+	srv_db_bind_text(st, 4, error);
 	sqlite3_bind_int64(st, 5, now);
 	free(text);
-	snprintf(j->state, sizeof(j->state), "done");
-	return srv_db_exec(db, st);
+	snprintf(j->state, sizeof(j->state), "%s", error ? "failed" : "done");
+	result = srv_db_exec(db, st);
+	if (!result && error)
+		result = exec_ints(db, Q_UNIT_DROP_JOB, 1, j->id, 0, 0, 0);
+	if (!result && error)
+		result = exec_ints(db, Q_REPLICA_DROP_JOB, 1, j->id, 0, 0, 0);
+	return result;
 }
 
-/* Accounts one result. Returns an error only for store failures; a refused result gets a
- * reason in *reason and changes nothing. */
+/* Judges the unit's unjudged results against its canonical one and updates the nodes'
+ * reliability. With count set, the first matching result is the one aggregated. */
+static ts_err judge_results(srv_db *db, int64_t unit, const kern_partial *canon, int count)
+{
+	struct {
+		int64_t id, node;
+		int valid;
+	} rows[WU_EXTRA_RESULTS + 20];
+	int n = 0;
+	sqlite3_stmt *st = srv_db_stmt(db, Q_REPLICA_PENDING);
+	sqlite3_bind_int64(st, 1, unit);
+	while (n < (int)TS_ARRAY_LEN(rows) && sqlite3_step(st) == SQLITE_ROW) {
+		rows[n].id = sqlite3_column_int64(st, 0);
+		rows[n].node = sqlite3_column_int64(st, 1);
+		rows[n].valid = (uint64_t)sqlite3_column_int64(st, 2) == canon->v[0] &&
+				(uint64_t)sqlite3_column_int64(st, 3) == canon->v[1];
+		n++;
+	}
+	sqlite3_reset(st);
+	ts_err result = TS_OK;
+	for (int i = 0; i < n && !result; i++) {
+		int counted = count && rows[i].valid;
+		if (counted)
+			count = 0;
+		result = exec_ints(db, Q_REPLICA_JUDGE, 3, rows[i].id, rows[i].valid ? 1 : 2, counted, 0);
+		if (!result)
+			result = exec_ints(db, Q_NODE_VERDICT, 3, rows[i].node, rows[i].valid, !rows[i].valid, 0);
+		if (!result && counted)
+			result = exec_ints(db, Q_NODE_CREDIT, 1, rows[i].node, 0, 0, 0);
+	}
+	return result;
+}
+
+/* After a new result: valid (aggregate it), wait, ask for more replicas, or fail the job. */
+static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u, int64_t now)
+{
+	kern_partial top = {{0, 0}};
+	wu_tally t = {.quorum = u->quorum, .max_results = u->max_results, .results = u->n_results};
+	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_LARGEST);
+	sqlite3_bind_int64(st, 1, u->id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		top.v[0] = (uint64_t)sqlite3_column_int64(st, 0);
+		top.v[1] = (uint64_t)sqlite3_column_int64(st, 1);
+		t.largest = sqlite3_column_int(st, 2);
+	}
+	sqlite3_reset(st);
+	t.inflight = (int)query_int(db, Q_UNIT_INFLIGHT, 2, u->id, now, 0, 0);
+	int more;
+	ts_err result = TS_OK;
+	char why[200];
+	switch (wu_unit_next(&t, &more)) {
+	case WU_NEXT_VALID:
+		result = exec_ints(db, Q_UNIT_SETTLE, 4, u->id, WU_VALID, (int64_t)top.v[0], (int64_t)top.v[1]);
+		if (!result)
+			result = judge_results(db, u->id, &top, 1);
+		if (result)
+			return result;
+		j->k->combine(&j->acc, &top);
+		j->done++;
+		result = exec_ints(db, Q_JOB_ACCOUNT, 3, j->id, (int64_t)j->acc.v[0], (int64_t)j->acc.v[1], 0);
+		if (!result && j->done == j->split.n_units)
+			result = job_finish(db, j, NULL, now);
+		return result;
+	case WU_NEXT_MORE:
+		return exec_ints(db, Q_UNIT_WANT, 2, u->id, t.results + t.inflight + more, 0, 0);
+	case WU_NEXT_WAIT:
+		return TS_OK;
+	case WU_NEXT_FAIL:
+		snprintf(why, sizeof(why), "unit %lld [%llu, +%llu): no %d matching results among %d",
+			 (long long)u->id, (unsigned long long)u->start, (unsigned long long)u->count,
+			 t.quorum, t.results);
+		result = exec_ints(db, Q_UNIT_SETTLE, 4, u->id, WU_FAILED, 0, 0);
+		if (!result)
+			result = job_finish(db, j, why, now);
+		return result;
+	}
+	return TS_ERR_INTERNAL;
+}
+
+/* Handles one result. Store failures return an error; a refused result gets a reason in
+ * *reason and changes nothing. */
 static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json_t *item,
 			 const char **reason)
 {
 	int64_t unit = json_integer_value(json_object_get(item, "unit_id"));
 	json_t *wall = json_object_get(item, "wall_s");
 	double wall_s = wall ? json_number_value(wall) : 0;
-	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_GET);
+	struct unit_info u = {.state = 0};
+	int64_t rid = 0;
+	int rstate = 0;
+	sqlite3_stmt *st = srv_db_stmt(db, Q_REPLICA_FIND);
 	sqlite3_bind_int64(st, 1, unit);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		*reason = "no such unit";
-		return TS_OK;
+	sqlite3_bind_int64(st, 2, r->who.node_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		rid = sqlite3_column_int64(st, 0);
+		rstate = sqlite3_column_int(st, 1);
 	}
-	int64_t job = sqlite3_column_int64(st, 1);
-	uint64_t count = (uint64_t)sqlite3_column_int64(st, 3);
-	int state = sqlite3_column_int(st, 4);
-	int64_t holder = sqlite3_column_int64(st, 5);
 	sqlite3_reset(st);
-	enum wu_verdict v = wu_report_verdict(state, holder, r->who.node_id);
-	if (v != WU_ACCEPT) {
-		*reason = v == WU_DUPLICATE ? NULL : wu_verdict_reason(v);
+	if (rid && !unit_load(db, unit, &u))
+		return TS_ERR_DB;
+	enum wu_verdict v = wu_report_verdict(u.state, rstate);
+	*reason = wu_verdict_reason(v);
+	if (v == WU_DUPLICATE)
+		*reason = NULL;
+	if (v != WU_ACCEPT && v != WU_LATE)
 		return TS_OK;
-	}
-	struct job_info *j = job_load(db, c, job);
+	struct job_info *j = job_load(db, c, u.job_id);
 	if (!j)
 		return TS_ERR_DB;
 	kern_partial p;
@@ -278,38 +454,33 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 		*reason = "malformed result for this kernel";
 		return TS_OK;
 	}
-	if (!j->k->partial_plausible(&p, count)) {
+	if (!j->k->partial_plausible(&p, u.count)) {
 		*reason = "impossible result for this unit";
 		return TS_OK;
 	}
-	char *text = json_dumps(json_object_get(item, "result"), JSON_COMPACT | JSON_SORT_KEYS);
-	if (!text)
-		return TS_ERR_NOMEM;
-	st = srv_db_stmt(db, Q_UNIT_DONE);
-	sqlite3_bind_int64(st, 1, unit);
-	sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 3, wall_s);
-	free(text);
-	ts_err result = srv_db_exec(db, st);
-	if (result)
-		return result;
-	j->k->combine(&j->acc, &p);
-	j->done++;
-	st = srv_db_stmt(db, Q_JOB_ACCOUNT);
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, (int64_t)j->acc.v[0]);
-	sqlite3_bind_int64(st, 3, (int64_t)j->acc.v[1]);
+	st = srv_db_stmt(db, Q_REPLICA_REPORT);
+	sqlite3_bind_int64(st, 1, rid);
+	sqlite3_bind_int64(st, 2, (int64_t)p.v[0]);
+	sqlite3_bind_int64(st, 3, (int64_t)p.v[1]);
 	sqlite3_bind_double(st, 4, wall_s);
-	result = srv_db_exec(db, st);
+	sqlite3_bind_int64(st, 5, r->now);
+	ts_err result = srv_db_exec(db, st);
+	if (!result) {
+		st = srv_db_stmt(db, Q_JOB_WALL);
+		sqlite3_bind_int64(st, 1, j->id);
+		sqlite3_bind_double(st, 2, wall_s);
+		result = srv_db_exec(db, st);
+	}
 	if (result)
 		return result;
-	st = srv_db_stmt(db, Q_NODE_CREDIT);
-	sqlite3_bind_int64(st, 1, r->who.node_id);
-	result = srv_db_exec(db, st);
-	if (result)
-		return result;
+	if (v == WU_LATE) /* not needed, but it still tells how reliable the node is */
+		return u.state == WU_VALID ? judge_results(db, u.id, &u.canonical, 0) : TS_OK;
 	*reason = NULL;
-	return job_maybe_finish(db, j, r->now);
+	u.n_results++;
+	result = exec_ints(db, Q_UNIT_RESULT, 1, u.id, 0, 0, 0);
+	if (!result)
+		result = unit_validate(db, j, &u, r->now);
+	return result;
 }
 
 ts_err api_work_report(srv_ctx *ctx, srv_req *r)
@@ -340,18 +511,48 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		else
 			json_array_append(accepted, id);
 	}
-	result = node_seen(ctx->db, r->who.node_id, r->now);
+	result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
 	if (!result)
 		result = srv_db_commit(ctx->db);
 	if (result)
 		goto out;
 	for (int k = 0; k < cache.n && !ctx->quiet; k++)
-		if (strcmp(cache.jobs[k].state, "done") == 0)
-			fprintf(stderr, "job %lld: done\n", (long long)cache.jobs[k].id);
+		if (strcmp(cache.jobs[k].state, "done") == 0 || strcmp(cache.jobs[k].state, "failed") == 0)
+			fprintf(stderr, "job %lld: %s\n", (long long)cache.jobs[k].id, cache.jobs[k].state);
 	r->reply = json_pack("{s:O,s:O}", "accepted", accepted, "rejected", rejected);
 out:
 	job_cache_free(&cache);
 	json_decref(accepted);
 	json_decref(rejected);
+	return result;
+}
+
+ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
+{
+	ts_err result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
+	if (!result)
+		r->reply = json_pack("{s:b,s:I}", "ok", 1, "server_time", (json_int_t)r->now);
+	return result;
+}
+
+ts_err srv_work_sweep(srv_ctx *ctx, int64_t now)
+{
+	/* Leases of nodes unseen past the timeout end now, so their units go elsewhere early. */
+	ts_err result = exec_ints(ctx->db, Q_LOST_RELEASE, 2, now, now - ctx->node_timeout_s, 0, 0);
+	int released = result ? 0 : sqlite3_changes(srv_db_handle(ctx->db));
+	if (released && !ctx->quiet)
+		fprintf(stderr, "released %d leases of lost nodes\n", released);
+	return result;
+}
+
+ts_err srv_work_node_set_disabled(srv_ctx *ctx, int64_t node, int disabled, int64_t now)
+{
+	ts_err result = srv_db_begin(ctx->db);
+	if (!result)
+		result = exec_ints(ctx->db, Q_NODE_SET_DISABLED, 2, node, disabled, 0, 0);
+	if (!result && disabled)
+		result = exec_ints(ctx->db, Q_NODE_RELEASE, 2, node, now, 0, 0);
+	if (!result)
+		result = srv_db_commit(ctx->db);
 	return result;
 }

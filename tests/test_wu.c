@@ -104,14 +104,99 @@ Test(wu, aggregation_is_exact_in_any_order)
 	}
 }
 
+/* Report verdicts: every (unit state, replica state) pair. */
 Test(wu, report_verdicts)
 {
-	cr_expect_eq(wu_report_verdict(WU_LEASED, 3, 3), WU_ACCEPT);
-	cr_expect_eq(wu_report_verdict(WU_DONE, 3, 3), WU_DUPLICATE);
-	cr_expect_eq(wu_report_verdict(WU_LEASED, 3, 4), WU_REJECT_OWNER);
-	cr_expect_eq(wu_report_verdict(WU_DONE, 3, 4), WU_REJECT_OWNER);
-	cr_expect_eq(wu_report_verdict(WU_DROPPED, 3, 3), WU_REJECT_STATE);
-	cr_expect(wu_lease_expired(WU_LEASED, 100, 100));
-	cr_expect(!wu_lease_expired(WU_LEASED, 101, 100));
-	cr_expect(!wu_lease_expired(WU_DONE, 1, 100));
+	static const struct {
+		int unit, replica;
+		enum wu_verdict want;
+	} rows[] = {
+		{WU_OPEN, WU_R_LEASED, WU_ACCEPT},         /* the normal case, also after expiry */
+		{WU_OPEN, WU_R_REPORTED, WU_DUPLICATE},    /* a retried report after a lost reply */
+		{WU_VALID, WU_R_REPORTED, WU_DUPLICATE},
+		{WU_VALID, WU_R_LEASED, WU_LATE},          /* settled by others: not counted */
+		{WU_FAILED, WU_R_LEASED, WU_LATE},
+		{WU_OPEN, 0, WU_REJECT_OWNER},             /* never leased to this node */
+		{WU_VALID, 0, WU_REJECT_OWNER},
+		{0, 0, WU_REJECT_OWNER},                   /* no such unit */
+		{WU_DROPPED, WU_R_DROPPED, WU_REJECT_STATE}, /* cancelled job */
+		{WU_OPEN, WU_R_DROPPED, WU_REJECT_STATE},
+		{WU_DROPPED, WU_R_REPORTED, WU_DUPLICATE},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		cr_expect_eq(wu_report_verdict(rows[i].unit, rows[i].replica), rows[i].want,
+			     "unit %d replica %d", rows[i].unit, rows[i].replica);
+	cr_expect_str_neq(wu_verdict_reason(WU_REJECT_OWNER), wu_verdict_reason(WU_REJECT_STATE));
+}
+
+Test(wu, lease_expiry)
+{
+	cr_expect(wu_lease_live(WU_R_LEASED, 101, 100));
+	cr_expect(!wu_lease_live(WU_R_LEASED, 100, 100), "a lease ends at its deadline");
+	cr_expect(!wu_lease_live(WU_R_REPORTED, 1000, 100));
+	cr_expect(!wu_lease_live(WU_R_DROPPED, 1000, 100));
+}
+
+static enum wu_next next(int q, int max, int results, int largest, int inflight, int *more)
+{
+	wu_tally t = {q, max, results, largest, inflight};
+	return wu_unit_next(&t, more);
+}
+
+Test(wu, quorum_and_disagreement)
+{
+	int more;
+	/* R=1, Q=1: the first result settles it. */
+	cr_expect_eq(next(1, 4, 1, 1, 0, &more), WU_NEXT_VALID);
+	/* R=2, Q=2: one result in, one in flight: wait. */
+	cr_expect_eq(next(2, 5, 1, 1, 1, &more), WU_NEXT_WAIT);
+	/* ... its lease expired: one more replica. */
+	cr_expect_eq(next(2, 5, 1, 1, 0, &more), WU_NEXT_MORE);
+	cr_expect_eq(more, 1);
+	/* Two agree: valid. */
+	cr_expect_eq(next(2, 5, 2, 2, 0, &more), WU_NEXT_VALID);
+	/* Two disagree: one more to break the tie. */
+	cr_expect_eq(next(2, 5, 2, 1, 0, &more), WU_NEXT_MORE);
+	cr_expect_eq(more, 1);
+	/* R=3, Q=3 with a split 2/1 and nothing in flight: one more. */
+	cr_expect_eq(next(3, 6, 3, 2, 0, &more), WU_NEXT_MORE);
+	cr_expect_eq(more, 1);
+	/* All different at the bound: quorum is out of reach. */
+	cr_expect_eq(next(2, 5, 5, 1, 0, &more), WU_NEXT_FAIL);
+	/* One short of the bound but two missing: fail now rather than burn replicas. */
+	cr_expect_eq(next(3, 6, 5, 1, 0, &more), WU_NEXT_FAIL);
+	/* Missing two, one in flight: ask for one more. */
+	cr_expect_eq(next(3, 6, 1, 1, 1, &more), WU_NEXT_MORE);
+	cr_expect_eq(more, 1);
+}
+
+Test(wu, adaptive_replication_and_spot_checks)
+{
+	/* Without adaptive replication, or for an untrusted node, the job's R and Q hold. */
+	wu_plan p = wu_plan_unit(2, 2, 0, 1000, 0.9);
+	cr_expect_eq(p.wanted, 2);
+	cr_expect_eq(p.quorum, 2);
+	cr_expect_eq(p.max_results, 2 + WU_EXTRA_RESULTS);
+	p = wu_plan_unit(2, 2, 1, WU_TRUST_STREAK - 1, 0.9);
+	cr_expect_eq(p.wanted, 2);
+	/* A trusted node gets a single replica... */
+	p = wu_plan_unit(2, 2, 1, WU_TRUST_STREAK, 0.9);
+	cr_expect_eq(p.wanted, 1);
+	cr_expect_eq(p.quorum, 1);
+	/* ...except for spot checks. */
+	p = wu_plan_unit(2, 2, 1, WU_TRUST_STREAK, WU_SPOT_CHECK / 2);
+	cr_expect_eq(p.wanted, 2);
+	cr_expect_eq(p.quorum, 2);
+	/* About WU_SPOT_CHECK of a trusted node's units are spot-checked. */
+	int checked = 0;
+	for (int i = 0; i < 1000; i++)
+		checked += wu_plan_unit(3, 2, 1, 50, (i + 0.5) / 1000.0).wanted > 1;
+	cr_expect_eq(checked, (int)(WU_SPOT_CHECK * 1000));
+}
+
+Test(wu, reliability)
+{
+	cr_expect_float_eq(wu_reliability(0, 0), 0.5, 1e-12);
+	cr_expect_gt(wu_reliability(10, 0), wu_reliability(10, 1));
+	cr_expect_lt(wu_reliability(5, 5), wu_reliability(9, 1));
 }

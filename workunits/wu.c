@@ -48,15 +48,17 @@ void wu_unit_range(const wu_split *s, uint64_t seq, uint64_t *start, uint64_t *c
 	*count = left < s->unit_size ? left : s->unit_size;
 }
 
-enum wu_verdict wu_report_verdict(int state, int64_t holder, int64_t reporter)
+enum wu_verdict wu_report_verdict(int unit_state, int replica_state)
 {
-	if (holder != reporter)
+	if (replica_state == 0)
 		return WU_REJECT_OWNER;
-	if (state == WU_LEASED)
-		return WU_ACCEPT;
-	if (state == WU_DONE)
+	if (replica_state == WU_R_REPORTED)
 		return WU_DUPLICATE;
-	return WU_REJECT_STATE;
+	if (replica_state == WU_R_DROPPED || unit_state == WU_DROPPED)
+		return WU_REJECT_STATE;
+	if (unit_state == WU_OPEN)
+		return WU_ACCEPT;
+	return WU_LATE; /* valid or failed: settled without this result */
 }
 
 const char *wu_verdict_reason(enum wu_verdict v)
@@ -64,13 +66,41 @@ const char *wu_verdict_reason(enum wu_verdict v)
 	static const char *const reasons[] = {
 		[WU_ACCEPT] = "accepted",
 		[WU_DUPLICATE] = "already accepted",
+		[WU_LATE] = "unit already settled; result not needed",
 		[WU_REJECT_OWNER] = "unit is not leased to this node",
 		[WU_REJECT_STATE] = "unit is no longer needed",
 	};
 	return reasons[v];
 }
 
-int wu_lease_expired(int state, int64_t deadline, int64_t now)
+int wu_lease_live(int replica_state, int64_t deadline, int64_t now)
 {
-	return state == WU_LEASED && deadline <= now;
+	return replica_state == WU_R_LEASED && deadline > now;
+}
+
+enum wu_next wu_unit_next(const wu_tally *t, int *more)
+{
+	*more = 0;
+	if (t->largest >= t->quorum)
+		return WU_NEXT_VALID;
+	/* Even if every further result joins the largest group, quorum needs `missing` more. */
+	int missing = t->quorum - t->largest;
+	if (t->results + missing > t->max_results)
+		return WU_NEXT_FAIL;
+	if (t->inflight >= missing)
+		return WU_NEXT_WAIT;
+	*more = missing - t->inflight;
+	return WU_NEXT_MORE;
+}
+
+wu_plan wu_plan_unit(int replication, int quorum, int adaptive, int64_t node_streak, double u01)
+{
+	if (adaptive && replication > 1 && node_streak >= WU_TRUST_STREAK && u01 >= WU_SPOT_CHECK)
+		return (wu_plan){1, 1, 1};
+	return (wu_plan){replication, quorum, replication + WU_EXTRA_RESULTS};
+}
+
+double wu_reliability(int64_t valid, int64_t invalid)
+{
+	return (double)(valid + 1) / (double)(valid + invalid + 2);
 }
