@@ -54,7 +54,7 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 		{"units", F_INT, 0, 1, (double)WU_MAX_UNITS},
 		{"replication", F_INT, 0, 1, 16},
 		{"quorum", F_INT, 0, 1, 16},
-		{"deadline_s", F_INT, 0, 10, 604800},
+		{"deadline_s", F_INT, 0, 2, 604800},
 		{"adaptive", F_BOOL, 0, 0, 0},
 	};
 	kern_args args;

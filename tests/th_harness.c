@@ -127,8 +127,11 @@ static void server_launch(th_server *s)
 	snprintf(portfile, sizeof(portfile), "%s/server.port", s->data);
 	snprintf(log, sizeof(log), "%s/server.log", s->dir);
 	unlink(portfile);
+	char listen[64], timeout[32];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
+	snprintf(timeout, sizeof(timeout), "%d", s->node_timeout_s);
 	char *argv[] = {(char *)th_bin("tessera-server"), "run", "--data", s->data, "--listen",
-			"127.0.0.1:0", NULL};
+			listen, s->node_timeout_s ? "--node-timeout" : NULL, timeout, NULL};
 	s->pid = th_spawn(argv, NULL, log);
 	double end = ts_mono() + 15;
 	char *text = NULL;
@@ -138,14 +141,21 @@ static void server_launch(th_server *s)
 		cr_assert(ts_mono() < end, "tessera-server did not start in 15 s");
 		sleep_s(0.02);
 	}
-	snprintf(s->url, sizeof(s->url), "https://127.0.0.1:%d", atoi(text));
+	s->port = atoi(text);
+	snprintf(s->url, sizeof(s->url), "https://127.0.0.1:%d", s->port);
 	free(text);
 }
 
 void th_server_start(th_server *s)
 {
+	th_server_start_timeout(s, 0);
+}
+
+void th_server_start_timeout(th_server *s, int node_timeout_s)
+{
 	char out[4096];
 	memset(s, 0, sizeof(*s));
+	s->node_timeout_s = node_timeout_s;
 	snprintf(s->dir, sizeof(s->dir), "/tmp/tessera-test-XXXXXX");
 	cr_assert(mkdtemp(s->dir), "mkdtemp failed");
 	snprintf(s->data, sizeof(s->data), "%s/data", s->dir);
@@ -369,4 +379,40 @@ json_t *th_wait_job(const th_server *s, int64_t id, double timeout_s)
 			return NULL;
 		sleep_s(0.1);
 	}
+}
+
+int64_t th_enroll_node(const th_server *s, const char *name, char *token, size_t cap)
+{
+	char enroll[160], body[400];
+	json_t *reply = NULL;
+	th_enroll_token(s, 1, enroll, sizeof(enroll));
+	snprintf(body, sizeof(body),
+		 "{\"token\":\"%s\",\"name\":\"%s\",\"platform\":\"test\",\"cores\":1}", enroll, name);
+	long status = th_http(s, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, 201, "enroll %s: HTTP %ld", name, status);
+	snprintf(token, cap, "%s", json_string_value(json_object_get(reply, "node_token")));
+	int64_t id = json_integer_value(json_object_get(reply, "node_id"));
+	json_decref(reply);
+	return id;
+}
+
+json_t *th_fetch(const th_server *s, const char *node_token, int max)
+{
+	char body[64];
+	json_t *reply = NULL;
+	snprintf(body, sizeof(body), "{\"max_units\":%d}", max);
+	long status = th_http(s, "POST", "/api/v1/work/fetch", node_token, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, 200, "fetch: HTTP %ld", status);
+	return reply;
+}
+
+json_t *th_report(const th_server *s, const char *node_token, int64_t unit, uint64_t hits)
+{
+	char body[200];
+	json_t *reply = NULL;
+	snprintf(body, sizeof(body), "{\"results\":[{\"unit_id\":%lld,\"result\":{\"hits\":%llu},\"wall_s\":0.01}]}",
+		 (long long)unit, (unsigned long long)hits);
+	long status = th_http(s, "POST", "/api/v1/work/report", node_token, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, 200, "report: HTTP %ld", status);
+	return reply;
 }

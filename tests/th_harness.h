@@ -18,12 +18,16 @@ typedef struct th_server {
 	char url[128];      /* https://127.0.0.1:PORT */
 	char pin[64];       /* sha256//... */
 	pid_t pid;
+	int port;           /* kept across restarts, so clients find the server again */
+	int node_timeout_s; /* --node-timeout, 0: the server's default */
 	char admin_token[128];
 } th_server;
 
 /* Makes a temp dir, inits a server there and starts it on a free port; logs in the admin.
  * Aborts the test (cr_assert) on failure. */
 void th_server_start(th_server *s);
+/* The same with a node timeout (seconds) for lost-node tests. */
+void th_server_start_timeout(th_server *s, int node_timeout_s);
 /* Starts the server again on the same data dir (a new port) after a stop or a kill. */
 void th_server_restart(th_server *s);
 /* SIGTERM (then SIGKILL after 5 s) and wait; with sig = SIGKILL kills at once. */
@@ -55,6 +59,12 @@ int64_t th_db_int(const th_server *s, const char *sql);
 
 /* Creates an enrollment token (admin) with that many uses. */
 void th_enroll_token(const th_server *s, int uses, char *out, size_t cap);
+/* Enrolls a node through the API (as a test-driven node); writes its token. Returns its id. */
+int64_t th_enroll_node(const th_server *s, const char *name, char *token, size_t cap);
+/* Fetches up to max units as a node; returns the reply (units array inside). */
+json_t *th_fetch(const th_server *s, const char *node_token, int max);
+/* Reports one montecarlo_pi result; returns the reply ({"accepted","rejected"}). */
+json_t *th_report(const th_server *s, const char *node_token, int64_t unit, uint64_t hits);
 /* Submits a job body as the admin; returns its id. */
 int64_t th_submit(const th_server *s, const char *body);
 /* Polls the job until it is no longer queued or running (at most timeout_s); returns its JSON. */
