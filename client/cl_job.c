@@ -92,14 +92,16 @@ void cl_job_print_result(FILE *f, const json_t *job, double observed_s, int watc
 		free(text);
 	}
 
-	/* Server timestamps are whole seconds; a wait that saw the whole run knows it better. */
+	/* The server's span is the job's own run time, but in whole seconds: for a short job a
+	 * wait that watched it from the start measures better (start-up latency included). */
 	json_int_t started = job_int(job, "started_at"), finished = job_int(job, "finished_at");
+	int have_span = started > 0 && finished >= started;
 	double elapsed = 0;
 	const char *how = NULL;
-	if (observed_s > 0 && watched_start) {
+	if (observed_s > 0 && watched_start && (!have_span || finished - started < 20)) {
 		elapsed = observed_s;
 		how = "observed by this wait";
-	} else if (started > 0 && finished >= started) {
+	} else if (have_span) {
 		elapsed = (double)(finished - started);
 		how = "server clock, whole seconds";
 	} else if (observed_s > 0) {

@@ -14,9 +14,9 @@ void cl_job_bar(const json_t *job, double elapsed, char *out, size_t outlen);
 void cl_job_print_summary(FILE *f, const json_t *job);
 
 /* The finished job's result: estimate and error for montecarlo_pi, samples and hits, elapsed
- * time and rate, and units by node. observed_s is the wall time the caller watched the job run
- * (<= 0: unknown); it is used instead of the server's whole-second timestamps when the caller
- * saw the job from its start (watched_start). */
+ * time and rate, and units by node. The time is the server's started_at..finished_at (whole
+ * seconds), or for jobs under 20 s observed_s, the wall time the caller watched the job run,
+ * when it saw the job from its start (watched_start). observed_s <= 0: unknown. */
 void cl_job_print_result(FILE *f, const json_t *job, double observed_s, int watched_start);
 
 /* Tables for `tessera jobs` and `tessera nodes`. */

@@ -1,9 +1,7 @@
 /* tessera: the user and admin command line. Log in, submit jobs, watch them, manage tokens. */
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cl_args.h"
@@ -28,42 +25,7 @@
 #define WAIT_POLL_S 0.5
 #define WAIT_LOG_EVERY_S 5.0 /* progress lines when stderr is not a terminal */
 
-struct command {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *synopsis;
-	const char *help;
-};
-
-static const struct command *cmd_current;
 static volatile sig_atomic_t interrupted;
-
-static int usage_bad(void)
-{
-	fprintf(stderr, "usage: tessera %s\n", cmd_current->synopsis);
-	fprintf(stderr, "run 'tessera %s --help' for details\n", cmd_current->name);
-	return CL_EXIT_USAGE;
-}
-
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "tessera %s: ", cmd_current->name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return usage_bad();
-}
-
-static int help(void)
-{
-	printf("usage: tessera %s\n%s", cmd_current->synopsis, cmd_current->help);
-	return CL_EXIT_OK;
-}
-
-#define OPT_LOOP(argc, argv, shortopts, longopts, opt)                                           \
-	for (cl_args_reset(); ((opt) = getopt_long((argc), (argv), (shortopts), (longopts), NULL)) != -1;)
 
 /* Options of commands that take only --help (and maybe --json). */
 static int parse_simple(int argc, char **argv, int *as_json)
@@ -71,15 +33,15 @@ static int parse_simple(int argc, char **argv, int *as_json)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	int opt;
-	OPT_LOOP(argc, argv, as_json ? "jh" : "h", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, as_json ? "jh" : "h", opts, opt) {
 		switch (opt) {
 		case 'j':
 			if (!as_json)
-				return usage_error("unknown option --json");
+				return cl_args_usage_error("unknown option --json");
 			*as_json = 1;
 			break;
-		case 'h': return help(), -1;
-		default: return usage_bad();
+		case 'h': return cl_args_help(), -1;
+		default: return cl_args_usage_bad();
 		}
 	}
 	return 0;
@@ -158,7 +120,7 @@ static int parse_id(const char *s, int64_t *id)
 {
 	uint64_t v;
 	if (cl_args_u64(s, 1, INT64_MAX, &v) != 0)
-		return usage_error("a job id is a positive integer, not '%s'", s);
+		return cl_args_usage_error("a job id is a positive integer, not '%s'", s);
 	*id = (int64_t)v;
 	return 0;
 }
@@ -213,29 +175,30 @@ static int cmd_login(int argc, char **argv)
 	json_t *body = NULL, *reply = NULL;
 	cl_state_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
-	OPT_LOOP(argc, argv, "u:p:c:h", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "u:p:c:h", opts, opt) {
 		switch (opt) {
 		case 'u': user = optarg; break;
 		case 'p': pin = optarg; break;
 		case 'c': cacert = optarg; break;
-		case 'h': return help();
-		default: return usage_bad();
+		case 'h': return cl_args_help();
+		default: return cl_args_usage_bad();
 		}
 	}
 	if (argc - optind != 1)
-		return usage_error("%s", argc == optind ? "needs the server URL" : "too many arguments");
+		return cl_args_usage_error("%s", argc == optind ? "needs the server URL"
+							       : "too many arguments");
 	const char *url = argv[optind];
 	if (!user || !*user)
-		return usage_error("needs --user NAME");
+		return cl_args_usage_error("needs --user NAME");
 	if (strlen(user) >= sizeof(cfg.user))
-		return usage_error("--user is too long");
+		return cl_args_usage_error("--user is too long");
 	if (pin && cacert)
-		return usage_error("give --pin or --cacert, not both");
+		return cl_args_usage_error("give --pin or --cacert, not both");
 	if (pin && !ts_pin_valid(pin))
-		return usage_error("--pin must be sha256//<base64 of 32 bytes>, as "
-				   "'tessera-server pin' prints it");
+		return cl_args_usage_error("--pin must be sha256//<base64 of 32 bytes>, as "
+					   "'tessera-server pin' prints it");
 	if (cl_http_url_check(url, why, sizeof(why)) != TS_OK)
-		return usage_error("%s", why);
+		return cl_args_usage_error("%s", why);
 	if (cacert && (!realpath(cacert, cfg.cacert) || access(cfg.cacert, R_OK) != 0)) {
 		fprintf(stderr, "cannot read CA file %s\n", cacert);
 		goto out;
@@ -341,23 +304,24 @@ static int cmd_submit(int argc, char **argv)
 	const char *kernel = NULL;
 	if (!body || !params)
 		goto out;
-	OPT_LOOP(argc, argv, "h", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "h", opts, opt) {
 		if (opt == 'h') {
-			rc = help();
+			rc = cl_args_help();
 			goto out;
 		}
 		size_t i;
 		for (i = 0; i < TS_ARRAY_LEN(fields) && fields[i].opt != opt; i++)
 			;
 		if (i == TS_ARRAY_LEN(fields)) {
-			rc = usage_bad();
+			rc = cl_args_usage_bad();
 			goto out;
 		}
 		uint64_t v;
 		if (cl_args_u64(optarg, fields[i].min, fields[i].max, &v) != 0) {
-			rc = usage_error("--%s must be an integer from %llu to %llu (2e10 works), not '%s'",
-					 fields[i].option, (unsigned long long)fields[i].min,
-					 (unsigned long long)fields[i].max, optarg);
+			rc = cl_args_usage_error(
+				"--%s must be an integer from %llu to %llu (2e10 works), not '%s'",
+				fields[i].option, (unsigned long long)fields[i].min,
+				(unsigned long long)fields[i].max, optarg);
 			goto out;
 		}
 		json_object_set_new(fields[i].in_params ? params : body, fields[i].key,
@@ -367,22 +331,24 @@ static int cmd_submit(int argc, char **argv)
 		given_samples |= opt == O_SAMPLES;
 	}
 	if (argc - optind != 1) {
-		rc = usage_error("%s", argc == optind ? "needs a kernel: pi" : "too many arguments");
+		rc = cl_args_usage_error("%s", argc == optind ? "needs a kernel: pi"
+							     : "too many arguments");
 		goto out;
 	}
 	for (size_t i = 0; i < TS_ARRAY_LEN(submit_kernels); i++)
 		if (strcmp(argv[optind], submit_kernels[i].alias) == 0)
 			kernel = submit_kernels[i].kernel;
 	if (!kernel) {
-		rc = usage_error("unknown kernel '%s' (known: pi, montecarlo_pi)", argv[optind]);
+		rc = cl_args_usage_error("unknown kernel '%s' (known: pi, montecarlo_pi)",
+					 argv[optind]);
 		goto out;
 	}
 	if (!given_samples) {
-		rc = usage_error("needs --samples N");
+		rc = cl_args_usage_error("needs --samples N");
 		goto out;
 	}
 	if (given_units && given_size) {
-		rc = usage_error("give --units or --unit-size, not both");
+		rc = cl_args_usage_error("give --units or --unit-size, not both");
 		goto out;
 	}
 	json_object_set_new(body, "kernel", json_string(kernel));
@@ -422,7 +388,8 @@ static int parse_id_cmd(int argc, char **argv, int64_t *id, int *as_json)
 	if (r)
 		return r;
 	if (argc - optind != 1)
-		return usage_error("%s", argc == optind ? "needs a job id" : "too many arguments");
+		return cl_args_usage_error("%s", argc == optind ? "needs a job id"
+							       : "too many arguments");
 	return parse_id(argv[optind], id);
 }
 
@@ -486,19 +453,21 @@ static int cmd_wait(int argc, char **argv)
 	cl_state_config cfg;
 	cl_http *http = NULL;
 	json_t *job = NULL;
-	OPT_LOOP(argc, argv, "jt:h", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "jt:h", opts, opt) {
 		switch (opt) {
 		case 'j': as_json = 1; break;
 		case 't':
 			if (cl_args_double(optarg, 0.1, 1e9, &timeout) != 0)
-				return usage_error("--timeout must be a number of seconds, not '%s'", optarg);
+				return cl_args_usage_error(
+					"--timeout must be a number of seconds, not '%s'", optarg);
 			break;
-		case 'h': return help();
-		default: return usage_bad();
+		case 'h': return cl_args_help();
+		default: return cl_args_usage_bad();
 		}
 	}
 	if (argc - optind != 1)
-		return usage_error("%s", argc == optind ? "needs a job id" : "too many arguments");
+		return cl_args_usage_error("%s", argc == optind ? "needs a job id"
+							       : "too many arguments");
 	if (parse_id(argv[optind], &id) != 0)
 		return CL_EXIT_USAGE;
 	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
@@ -602,7 +571,7 @@ static int cmd_jobs(int argc, char **argv)
 	if ((r = parse_simple(argc, argv, &as_json)) != 0)
 		return r < 0 ? CL_EXIT_OK : r;
 	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
 	if (cli_connect(&cfg, &http) != 0 ||
 	    cli_request(&cfg, http, "GET", "/api/v1/jobs", NULL, &reply) != 0)
 		goto out;
@@ -651,25 +620,27 @@ static int cmd_token(int argc, char **argv)
 	json_t *body = json_object(), *reply = NULL;
 	if (!body)
 		goto out;
-	OPT_LOOP(argc, argv, "h", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "h", opts, opt) {
 		switch (opt) {
 		case 'u':
 		case 't':
 			if (cl_args_u64(optarg, 1, INT64_MAX, &v) != 0) {
-				rc = usage_error("--%s must be a positive integer, not '%s'",
-						 opt == 'u' ? "uses" : "ttl", optarg);
+				rc = cl_args_usage_error(
+					"--%s must be a positive integer, not '%s'",
+					opt == 'u' ? "uses" : "ttl", optarg);
 				goto out;
 			}
 			json_object_set_new(body, opt == 'u' ? "uses" : "ttl_s",
 					    json_integer((json_int_t)v));
 			break;
-		case 'h': rc = help(); goto out;
-		default: rc = usage_bad(); goto out;
+		case 'h': rc = cl_args_help(); goto out;
+		default: rc = cl_args_usage_bad(); goto out;
 		}
 	}
 	if (argc - optind != 1 || strcmp(argv[optind], "create") != 0) {
-		rc = argc == optind ? usage_error("needs an action: create")
-				    : usage_error("unknown action '%s' (known: create)", argv[optind]);
+		rc = argc == optind ? cl_args_usage_error("needs an action: create")
+				    : cl_args_usage_error("unknown action '%s' (known: create)",
+							  argv[optind]);
 		goto out;
 	}
 	if (cli_connect(&cfg, &http) != 0 ||
@@ -700,7 +671,7 @@ static int cmd_nodes(int argc, char **argv)
 	if ((r = parse_simple(argc, argv, &as_json)) != 0)
 		return r < 0 ? CL_EXIT_OK : r;
 	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
 	if (cli_connect(&cfg, &http) != 0 ||
 	    cli_request(&cfg, http, "GET", "/api/v1/nodes", NULL, &reply) != 0)
 		goto out;
@@ -723,7 +694,7 @@ static int cmd_logout(int argc, char **argv)
 	if ((r = parse_simple(argc, argv, NULL)) != 0)
 		return r < 0 ? CL_EXIT_OK : r;
 	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
 	if (config_dir(dir, sizeof(dir)) != 0)
 		return CL_EXIT_ERROR;
 	ts_err e = cl_state_config_load(dir, &cfg, why, sizeof(why));
@@ -746,7 +717,7 @@ static int cmd_logout(int argc, char **argv)
 	return CL_EXIT_OK;
 }
 
-static const struct command commands[] = {
+static const cl_args_cmd commands[] = {
 	{"login", cmd_login, "login URL --user NAME [--pin PIN | --cacert FILE]",
 	 "\nLogs in to the server at URL (https://HOST:PORT) and keeps the session in\n"
 	 "$" CONFIG_ENV "/config.json (default ~/" CONFIG_HOME "). The password comes from\n"
@@ -785,42 +756,8 @@ static const struct command commands[] = {
 	{"logout", cmd_logout, "logout", "\nForgets the session token.\n"},
 };
 
-static void main_usage(FILE *f)
-{
-	fprintf(f, "tessera: submit and watch jobs on a Tessera grid\n\nusage:\n");
-	for (size_t i = 0; i < TS_ARRAY_LEN(commands); i++)
-		fprintf(f, "  tessera %s\n", commands[i].synopsis);
-	fprintf(f, "  tessera COMMAND --help\n");
-}
-
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		main_usage(stderr);
-		return CL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		main_usage(stdout);
-		return CL_EXIT_OK;
-	}
-	for (size_t i = 0; i < TS_ARRAY_LEN(commands); i++) {
-		if (strcmp(argv[1], commands[i].name) != 0)
-			continue;
-		static char prog[64];
-		snprintf(prog, sizeof(prog), "tessera %s", commands[i].name);
-		cmd_current = &commands[i];
-		argv[1] = prog; /* getopt's messages then name the subcommand */
-		signal(SIGPIPE, SIG_IGN);
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			fprintf(stderr, "tessera: cannot initialise libcurl\n");
-			return CL_EXIT_ERROR;
-		}
-		int rc = commands[i].fn(argc - 1, argv + 1);
-		curl_global_cleanup();
-		return rc;
-	}
-	fprintf(stderr, "tessera: unknown command '%s'\n", argv[1]);
-	main_usage(stderr);
-	return CL_EXIT_USAGE;
+	return cl_args_dispatch("tessera", "submit and watch jobs on a Tessera grid", commands,
+				TS_ARRAY_LEN(commands), argc, argv);
 }

@@ -1,14 +1,11 @@
 /* tessera-client: a volunteer node. enroll with a token, run units, bench the kernels. */
-#include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cl_args.h"
@@ -18,47 +15,11 @@
 #include "cl_state.h"
 #include "kern.h"
 #include "ts_token.h"
+#include "ts_util.h"
 
 #define STATE_ENV "TESSERA_CLIENT_STATE"
 #define STATE_HOME ".config/tessera-client"
 
-struct command {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *synopsis;
-	const char *help; /* what follows the synopsis in --help */
-};
-
-static const struct command *cmd_current;
-
-/* The usage lines on stderr; exit status 2. getopt has already said what was wrong. */
-static int usage_bad(void)
-{
-	fprintf(stderr, "usage: tessera-client %s\n", cmd_current->synopsis);
-	fprintf(stderr, "run 'tessera-client %s --help' for details\n", cmd_current->name);
-	return CL_EXIT_USAGE;
-}
-
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "tessera-client %s: ", cmd_current->name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return usage_bad();
-}
-
-static int help(void)
-{
-	printf("usage: tessera-client %s\n%s", cmd_current->synopsis, cmd_current->help);
-	return CL_EXIT_OK;
-}
-
-/* getopt_long over a subcommand's arguments; argv[0] names the command in getopt's messages. */
-#define OPT_LOOP(argc, argv, shortopts, longopts, opt)                                           \
-	for (cl_args_reset(); ((opt) = getopt_long((argc), (argv), (shortopts), (longopts), NULL)) != -1;)
 
 static int state_dir(const char *given, char *out, size_t outlen)
 {
@@ -96,31 +57,33 @@ static int cmd_enroll(int argc, char **argv)
 	cl_state_node node;
 	struct utsname uts;
 	memset(&node, 0, sizeof(node));
-	OPT_LOOP(argc, argv, "s:n:fh", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "s:n:fh", opts, opt) {
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 'n': name = optarg; break;
 		case 'f': force = 1; break;
-		case 'h': return help();
-		default: return usage_bad();
+		case 'h': return cl_args_help();
+		default: return cl_args_usage_bad();
 		}
 	}
 	if (argc - optind != 2)
-		return usage_error("%s", argc - optind < 2 ? "needs the server URL and an enrollment token"
-							   : "too many arguments");
+		return cl_args_usage_error("%s", argc - optind < 2
+							 ? "needs the server URL and an enrollment token"
+							 : "too many arguments");
 	const char *url = argv[optind], *token = argv[optind + 1];
 	if (cl_http_url_check(url, why, sizeof(why)) != TS_OK)
-		return usage_error("%s", why);
+		return cl_args_usage_error("%s", why);
 	if (ts_token_parse_enroll(token, secret, pin) != TS_OK)
-		return usage_error("not an enrollment token (tse1.<secret>.<pin>): copy the whole "
-				   "token that 'tessera token create' printed");
+		return cl_args_usage_error("not an enrollment token (tse1.<secret>.<pin>): copy "
+					   "the whole token that 'tessera token create' printed");
 	if (!name) {
 		if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
 			snprintf(host, sizeof(host), "node");
 		name = host;
 	}
 	if (!*name || strlen(name) >= sizeof(node.name))
-		return usage_error("--name must be 1 to %zu characters", sizeof(node.name) - 1);
+		return cl_args_usage_error("--name must be 1 to %zu characters",
+					   sizeof(node.name) - 1);
 	if (state_dir(state_opt, dir, sizeof(dir)) != 0)
 		goto out;
 	if (cl_state_node_exists(dir) && !force) {
@@ -213,26 +176,28 @@ static int cmd_run(int argc, char **argv)
 	char dir[CL_STATE_PATH_MAX], why[CL_HTTP_MSG_MAX + 256];
 	cl_state_node node;
 	cl_node_stats stats;
-	OPT_LOOP(argc, argv, "s:t:m:qh", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:m:qh", opts, opt) {
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 't':
 			if (cl_args_int(optarg, 1, 1024, &threads) != 0)
-				return usage_error("--threads must be an integer from 1 to 1024, not '%s'",
-						   optarg);
+				return cl_args_usage_error(
+					"--threads must be an integer from 1 to 1024, not '%s'",
+					optarg);
 			break;
 		case 'm':
 			if (cl_args_int(optarg, 1, CL_NODE_MAX_UNITS, &max_units) != 0)
-				return usage_error("--max-units must be an integer from 1 to 64, not '%s'",
-						   optarg);
+				return cl_args_usage_error(
+					"--max-units must be an integer from 1 to 64, not '%s'",
+					optarg);
 			break;
 		case 'q': quiet = 1; break;
-		case 'h': return help();
-		default: return usage_bad();
+		case 'h': return cl_args_help();
+		default: return cl_args_usage_bad();
 		}
 	}
 	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
 	if (state_dir(state_opt, dir, sizeof(dir)) != 0)
 		return CL_EXIT_ERROR;
 	ts_err e = cl_state_node_load(dir, &node, why, sizeof(why));
@@ -289,34 +254,37 @@ static int cmd_bench(int argc, char **argv)
 	double seconds = 2.0;
 	char why[256];
 	json_t *out = NULL;
-	OPT_LOOP(argc, argv, "k:t:S:jh", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "k:t:S:jh", opts, opt) {
 		switch (opt) {
 		case 'k': kname = optarg; break;
 		case 't':
 			if (cl_args_int(optarg, 1, 1024, &threads) != 0)
-				return usage_error("--threads must be an integer from 1 to 1024, not '%s'",
-						   optarg);
+				return cl_args_usage_error(
+					"--threads must be an integer from 1 to 1024, not '%s'",
+					optarg);
 			break;
 		case 'S':
 			if (cl_args_double(optarg, 0.1, 3600, &seconds) != 0)
-				return usage_error("--seconds must be a number from 0.1 to 3600, not '%s'",
-						   optarg);
+				return cl_args_usage_error(
+					"--seconds must be a number from 0.1 to 3600, not '%s'",
+					optarg);
 			break;
 		case 'j': as_json = 1; break;
-		case 'h': return help();
-		default: return usage_bad();
+		case 'h': return cl_args_help();
+		default: return cl_args_usage_bad();
 		}
 	}
 	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
 	if (kname && !kern_find(kname))
-		return usage_error("unknown kernel '%s'", kname);
+		return cl_args_usage_error("unknown kernel '%s'", kname);
 	if (!(out = json_array()))
 		goto out;
-	for (const kern *k = kern_table(); k && k->name; k++) {
+	/* One kernel by name, or every row of the table. */
+	const kern *only[2] = {kname ? kern_find(kname) : NULL, NULL};
+	for (const kern *const *row = kname ? only : kern_table(); *row; row++) {
+		const kern *k = *row;
 		cl_bench_result r;
-		if (kname && strcmp(kname, k->name) != 0)
-			continue;
 		if (cl_bench_kernel(k, threads, seconds, &r, why, sizeof(why)) != TS_OK) {
 			fprintf(stderr, "%s\n", why);
 			goto out;
@@ -342,7 +310,7 @@ out:
 	return rc;
 }
 
-static const struct command commands[] = {
+static const cl_args_cmd commands[] = {
 	{"enroll", cmd_enroll, "enroll URL TOKEN [--state DIR] [--name NAME] [--force]",
 	 "\nJoins the grid at URL (https://HOST:PORT) with an enrollment token from\n"
 	 "'tessera token create'. The token carries the server's key pin, so nothing else\n"
@@ -366,42 +334,8 @@ static const struct command commands[] = {
 	 "  --json        print [{\"kernel\",\"threads\",\"rate\"}...]\n"},
 };
 
-static void main_usage(FILE *f)
-{
-	fprintf(f, "tessera-client: a Tessera volunteer node\n\nusage:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  tessera-client %s\n", commands[i].synopsis);
-	fprintf(f, "  tessera-client COMMAND --help\n");
-}
-
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		main_usage(stderr);
-		return CL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		main_usage(stdout);
-		return CL_EXIT_OK;
-	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(argv[1], commands[i].name) != 0)
-			continue;
-		static char prog[64];
-		snprintf(prog, sizeof(prog), "tessera-client %s", commands[i].name);
-		cmd_current = &commands[i];
-		argv[1] = prog; /* getopt's messages then name the subcommand */
-		signal(SIGPIPE, SIG_IGN);
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			fprintf(stderr, "tessera-client: cannot initialise libcurl\n");
-			return CL_EXIT_ERROR;
-		}
-		int rc = commands[i].fn(argc - 1, argv + 1);
-		curl_global_cleanup();
-		return rc;
-	}
-	fprintf(stderr, "tessera-client: unknown command '%s'\n", argv[1]);
-	main_usage(stderr);
-	return CL_EXIT_USAGE;
+	return cl_args_dispatch("tessera-client", "a Tessera volunteer node", commands,
+				TS_ARRAY_LEN(commands), argc, argv);
 }

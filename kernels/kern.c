@@ -23,9 +23,9 @@ const kern *kern_find(const char *name)
 	return NULL;
 }
 
-const kern *kern_table(void)
+const kern *const *kern_table(void)
 {
-	return kern_rows[0];
+	return kern_rows;
 }
 
 struct kern_job {

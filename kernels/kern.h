@@ -50,8 +50,8 @@ typedef struct kern {
 
 /* The kernel of that name, or NULL. */
 const kern *kern_find(const char *name);
-/* The table, NULL-terminated by a row with name NULL; for listings and tests. */
-const kern *kern_table(void);
+/* The table: kernel pointers ending with NULL; for listings and tests. */
+const kern *const *kern_table(void);
 
 /* Computes [start, start+count) on `threads` threads (0: all online CPUs) and combines. */
 ts_err kern_run(const kern *k, const kern_args *args, uint64_t start, uint64_t count, int threads,

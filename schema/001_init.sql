@@ -88,6 +88,7 @@ CREATE TABLE replicas (
     node_id     INTEGER NOT NULL REFERENCES nodes (id),
     state       INTEGER NOT NULL,        -- enum wu_replica_state
     deadline    INTEGER NOT NULL,
+    leases      INTEGER NOT NULL DEFAULT 1, -- 1 + times it was handed back to its node
     res0        INTEGER,                 -- the node's partial, once reported
     res1        INTEGER,
     verdict     INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 valid, 2 invalid

@@ -67,8 +67,8 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	const kern *k = kern_find(name);
 	if (!k) {
 		int n = snprintf(r->why, sizeof(r->why), "unknown kernel '%.64s'; known:", name);
-		for (const kern *t = kern_table(); t->name && n < (int)sizeof(r->why); t++)
-			n += snprintf(r->why + n, sizeof(r->why) - (size_t)n, " %s", t->name);
+		for (const kern *const *t = kern_table(); *t && n < (int)sizeof(r->why); t++)
+			n += snprintf(r->why + n, sizeof(r->why) - (size_t)n, " %s", (*t)->name);
 		return TS_ERR_BAD_REQUEST;
 	}
 	json_t *jparams = json_object_get(r->body, "params");

@@ -94,7 +94,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_REPLICA_MINE] = "SELECT r.id, r.unit_id FROM replicas r JOIN units u ON u.id = r.unit_id"
 			   " JOIN jobs j ON j.id = u.job_id WHERE r.node_id = ?1 AND r.state = 1"
 			   " AND r.deadline > ?2 AND u.state = 1 AND j.state = 'running' ORDER BY r.id LIMIT ?3",
-	[Q_REPLICA_RENEW] = "UPDATE replicas SET deadline = ?2 WHERE id = ?1",
+	[Q_REPLICA_RENEW] = "UPDATE replicas SET deadline = ?2, leases = leases + 1 WHERE id = ?1",
 	[Q_REPLICA_FIND] = "SELECT id, state FROM replicas WHERE unit_id = ?1 AND node_id = ?2",
 	[Q_REPLICA_REPORT] = "UPDATE replicas SET state = 2, res0 = ?2, res1 = ?3, wall_s = ?4,"
 			     " reported_at = ?5 WHERE id = ?1",
