@@ -21,7 +21,8 @@ CREATE TABLE nodes (
     units_done INTEGER NOT NULL DEFAULT 0, -- results that were counted into a job
     n_valid    INTEGER NOT NULL DEFAULT 0, -- results that matched the canonical result
     n_invalid  INTEGER NOT NULL DEFAULT 0, -- results that did not
-    streak     INTEGER NOT NULL DEFAULT 0  -- valid results since the last invalid one
+    streak     INTEGER NOT NULL DEFAULT 0, -- valid results since the last invalid one
+    rates      TEXT                        -- measured indices/s per kernel (JSON), sizes fetches
 );
 
 -- Every token kind; only the SHA-256 of a token is kept.

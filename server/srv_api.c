@@ -239,17 +239,23 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 		{"name", F_STR, 1, 1, 64},
 		{"platform", F_STR, 1, 1, 64},
 		{"cores", F_INT, 1, 1, 4096},
+		{"rates", F_OBJ, 0, 0, 0},
 	};
-	char token[TS_TOKEN_MAX];
+	char token[TS_TOKEN_MAX], *rates = NULL;
 	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (!result)
+		result = srv_json_rates(json_object_get(r->body, "rates"), &rates, r->why, sizeof(r->why));
 	if (result)
 		return result;
 	result = srv_db_begin(ctx->db);
-	if (result)
+	if (result) {
+		free(rates);
 		return result;
+	}
 	result = srv_auth_use_enroll(ctx->db, json_string_value(json_object_get(r->body, "token")), r->now);
 	if (result) {
 		snprintf(r->why, sizeof(r->why), "enrollment token is invalid, expired, revoked or used up");
+		free(rates);
 		return result;
 	}
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_INSERT);
@@ -258,6 +264,8 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 	sqlite3_bind_text(st, 2, json_string_value(json_object_get(r->body, "platform")), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, srv_json_int(r->body, "cores", 1));
 	sqlite3_bind_int64(st, 4, r->now);
+	srv_db_bind_text(st, 5, rates);
+	free(rates);
 	result = srv_db_exec(ctx->db, st);
 	if (result)
 		return result;

@@ -28,13 +28,15 @@ static const char *const stmt_sql[Q__COUNT] = {
 			   " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[Q_TOKEN_USE] = "UPDATE tokens SET uses_left = uses_left - 1"
 			" WHERE hash = ?1 AND uses_left > 0 AND revoked = 0",
-	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen)"
-			  " VALUES (?1, ?2, ?3, ?4, ?4)",
+	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen, rates)"
+			  " VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+	[Q_NODE_RATES] = "SELECT cores, rates FROM nodes WHERE id = ?1",
+	[Q_NODE_SET_RATES] = "UPDATE nodes SET rates = ?2 WHERE id = ?1",
 	[Q_NODE_SEEN] = "UPDATE nodes SET last_seen = ?2 WHERE id = ?1",
 	[Q_NODE_LIST] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
-			" n_valid, n_invalid, streak FROM nodes ORDER BY id",
+			" n_valid, n_invalid, streak, rates FROM nodes ORDER BY id",
 	[Q_NODE_GET] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
-		       " n_valid, n_invalid, streak FROM nodes WHERE id = ?1",
+		       " n_valid, n_invalid, streak, rates FROM nodes WHERE id = ?1",
 	[Q_NODE_STREAK] = "SELECT streak FROM nodes WHERE id = ?1",
 	[Q_NODE_VERDICT] = "UPDATE nodes SET n_valid = n_valid + ?2, n_invalid = n_invalid + ?3,"
 			   " streak = CASE WHEN ?3 > 0 THEN 0 ELSE streak + ?2 END WHERE id = ?1",

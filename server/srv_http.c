@@ -18,7 +18,7 @@
 #include "srv_json.h"
 #include "ts_util.h"
 
-enum { BODY_NONE = 0, BODY_JSON = 1 };
+enum { BODY_NONE = 0, BODY_JSON = 1, BODY_OPTIONAL = 2 };
 
 /* The route table: every check a route needs is read from its row before its handler runs. */
 static const struct srv_route {
@@ -39,7 +39,7 @@ static const struct srv_route {
 	{EVHTTP_REQ_GET, "/api/v1/nodes", api_node_list, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/nodes/{id}/disable", api_node_disable, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/nodes/{id}/enable", api_node_enable, ROLE_ADMIN, BODY_NONE},
-	{EVHTTP_REQ_POST, "/api/v1/nodes/heartbeat", api_node_heartbeat, ROLE_NODE, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/nodes/heartbeat", api_node_heartbeat, ROLE_NODE, BODY_OPTIONAL},
 	{EVHTTP_REQ_POST, "/api/v1/work/fetch", api_work_fetch, ROLE_NODE, BODY_JSON},
 	{EVHTTP_REQ_POST, "/api/v1/work/report", api_work_report, ROLE_NODE, BODY_JSON},
 };
@@ -233,7 +233,8 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 			goto out;
 		}
 	}
-	if (route->body == BODY_JSON) {
+	if (route->body == BODY_JSON ||
+	    (route->body == BODY_OPTIONAL && evbuffer_get_length(evhttp_request_get_input_buffer(ev)))) {
 		result = req_body(ev, &r);
 		if (result)
 			goto out;

@@ -121,3 +121,25 @@ int64_t srv_json_int(const json_t *obj, const char *name, int64_t def)
 	json_t *v = json_object_get(obj, name);
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
 }
+
+ts_err srv_json_rates(const json_t *rates, char **out, char *why, size_t whylen)
+{
+	const char *key;
+	json_t *val;
+	*out = NULL;
+	if (!rates)
+		return TS_OK;
+	if (!json_is_object(rates) || json_object_size(rates) > 32) {
+		snprintf(why, whylen, "'rates' must be an object of at most 32 kernels");
+		return TS_ERR_BAD_REQUEST;
+	}
+	json_object_foreach((json_t *)rates, key, val) {
+		double v = json_is_number(val) ? json_number_value(val) : -1;
+		if (strlen(key) < 1 || strlen(key) > 64 || !(v > 0 && v <= 1e15)) {
+			snprintf(why, whylen, "rates['%.64s'] must be a number of indices per second in (0, 1e15]", key);
+			return TS_ERR_BAD_REQUEST;
+		}
+	}
+	*out = json_dumps(rates, JSON_COMPACT | JSON_SORT_KEYS);
+	return *out ? TS_OK : TS_ERR_NOMEM;
+}

@@ -28,6 +28,10 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 /* Parses a request body: must be one JSON object, no duplicate keys. */
 ts_err srv_json_parse_body(const char *buf, size_t len, json_t **out, char *why, size_t whylen);
 
+/* Checks a node's rates object ({"kernel": indices per second, ...}) and writes it as compact
+ * JSON into *out (malloc'd; NULL when rates is NULL). */
+ts_err srv_json_rates(const json_t *rates, char **out, char *why, size_t whylen);
+
 /* The integer field, or def when absent (after srv_json_check). */
 int64_t srv_json_int(const json_t *obj, const char *name, int64_t def);
 

@@ -99,7 +99,7 @@ json_t *srv_view_node(sqlite3_stmt *st, int64_t now, int64_t lost_s)
 	int64_t seen = sqlite3_column_int64(st, 6);
 	int64_t valid = sqlite3_column_int64(st, 8), invalid = sqlite3_column_int64(st, 9);
 	const char *state = sqlite3_column_int(st, 4) ? "disabled" : now - seen > lost_s ? "lost" : "online";
-	return json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+	return json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o}",
 			 "id", (json_int_t)sqlite3_column_int64(st, 0),
 			 "name", (const char *)sqlite3_column_text(st, 1),
 			 "platform", (const char *)sqlite3_column_text(st, 2),
@@ -111,5 +111,6 @@ json_t *srv_view_node(sqlite3_stmt *st, int64_t now, int64_t lost_s)
 			 "valid", (json_int_t)valid,
 			 "invalid", (json_int_t)invalid,
 			 "streak", (json_int_t)sqlite3_column_int64(st, 10),
-			 "reliability", wu_reliability(valid, invalid));
+			 "reliability", wu_reliability(valid, invalid),
+			 "rates", col_json_or_null(st, 11));
 }

@@ -110,6 +110,45 @@ static int unit_load(srv_db *db, int64_t id, struct unit_info *u)
 	return found;
 }
 
+static json_t *unit_json(const struct job_info *j, int64_t unit, uint64_t start, uint64_t count,
+			 int64_t deadline)
+{
+	return json_pack("{s:I,s:I,s:s,s:O,s:I,s:I,s:I}", "id", (json_int_t)unit, "job_id",
+			 (json_int_t)j->id, "kernel", j->k->name, "params", j->params, "start",
+			 (json_int_t)start, "count", (json_int_t)count, "deadline", (json_int_t)deadline);
+}
+
+/* The units one fetch hands out: at most max, and, when the node asked for seconds of work,
+ * about that much by its measured rates (at least one unit). */
+struct batch {
+	json_t *units;
+	int max;
+	double seconds, used_s;
+	json_t *rates; /* the node's indices/s per kernel (may be NULL) */
+	int cores;
+};
+
+static int batch_full(const struct batch *b)
+{
+	int n = (int)json_array_size(b->units);
+	return n >= b->max || (b->seconds > 0 && n > 0 && b->used_s >= b->seconds);
+}
+
+static int batch_room(const struct batch *b)
+{
+	return b->max - (int)json_array_size(b->units);
+}
+
+static void batch_add(struct batch *b, const struct job_info *j, const struct unit_info *u, int64_t deadline)
+{
+	json_t *measured = json_object_get(b->rates, j->k->name);
+	/* Unmeasured nodes are sized by the kernel's nominal cost on all their cores. */
+	double rate = json_is_number(measured) ? json_number_value(measured)
+					       : (double)b->cores * 1e9 / j->k->ns_per_index;
+	b->used_s += (double)u->count / (rate > 1 ? rate : 1);
+	json_array_append_new(b->units, unit_json(j, u->id, u->start, u->count, deadline));
+}
+
 /* Runs a statement bound with up to four integers. */
 static ts_err exec_ints(srv_db *db, enum srv_stmt q, int n, int64_t a, int64_t b, int64_t c, int64_t d)
 {
@@ -132,30 +171,22 @@ static int64_t query_int(srv_db *db, enum srv_stmt q, int n, int64_t a, int64_t 
 	return out;
 }
 
-static json_t *unit_json(const struct job_info *j, int64_t unit, uint64_t start, uint64_t count,
-			 int64_t deadline)
-{
-	return json_pack("{s:I,s:I,s:s,s:O,s:I,s:I,s:I}", "id", (json_int_t)unit, "job_id",
-			 (json_int_t)j->id, "kernel", j->k->name, "params", j->params, "start",
-			 (json_int_t)start, "count", (json_int_t)count, "deadline", (json_int_t)deadline);
-}
-
 /* A fetch means the node holds nothing in progress, so live leases it still has were lost on
  * its side (a restart, a dropped reply): hand them back first, with a fresh deadline. */
-static ts_err fetch_resend(srv_db *db, struct job_cache *c, srv_req *r, json_t *units, int want)
+static ts_err fetch_resend(srv_db *db, struct job_cache *c, srv_req *r, struct batch *b)
 {
 	int64_t rids[FETCH_MAX_UNITS], uids[FETCH_MAX_UNITS];
-	int n = 0;
+	int n = 0, room = batch_room(b);
 	sqlite3_stmt *st = srv_db_stmt(db, Q_REPLICA_MINE);
 	sqlite3_bind_int64(st, 1, r->who.node_id);
 	sqlite3_bind_int64(st, 2, r->now);
-	sqlite3_bind_int(st, 3, want);
-	while (n < want && sqlite3_step(st) == SQLITE_ROW) {
+	sqlite3_bind_int(st, 3, room);
+	while (n < room && sqlite3_step(st) == SQLITE_ROW) {
 		rids[n] = sqlite3_column_int64(st, 0);
 		uids[n++] = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_reset(st);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !batch_full(b); i++) {
 		struct unit_info u;
 		struct job_info *j;
 		if (!unit_load(db, uids[i], &u) || !(j = job_load(db, c, u.job_id)))
@@ -164,28 +195,28 @@ static ts_err fetch_resend(srv_db *db, struct job_cache *c, srv_req *r, json_t *
 		ts_err result = exec_ints(db, Q_REPLICA_RENEW, 2, rids[i], deadline, 0, 0);
 		if (result)
 			return result;
-		json_array_append_new(units, unit_json(j, u.id, u.start, u.count, deadline));
+		batch_add(b, j, &u, deadline);
 	}
 	return TS_OK;
 }
 
 static ts_err replica_issue(srv_db *db, srv_req *r, const struct job_info *j, const struct unit_info *u,
-			    json_t *units)
+			    struct batch *b)
 {
 	int64_t deadline = r->now + j->deadline_s;
 	ts_err result = exec_ints(db, Q_REPLICA_INSERT, 4, u->id, r->who.node_id, deadline, r->now);
 	if (!result)
-		json_array_append_new(units, unit_json(j, u->id, u->start, u->count, deadline));
+		batch_add(b, j, u, deadline);
 	return result;
 }
 
 /* Units that want more replicas than they have results and live leases: expired leases,
  * disagreements, replication > 1. Never one this node already had a replica of. */
-static ts_err fetch_needy(srv_db *db, struct job_cache *c, srv_req *r, json_t *units, int want)
+static ts_err fetch_needy(srv_db *db, struct job_cache *c, srv_req *r, struct batch *b)
 {
 	int64_t ids[FETCH_MAX_UNITS];
-	int n = 0, room = want - (int)json_array_size(units);
-	if (room <= 0)
+	int n = 0, room = batch_room(b);
+	if (batch_full(b))
 		return TS_OK;
 	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_NEEDY);
 	sqlite3_bind_int64(st, 1, r->now);
@@ -194,12 +225,12 @@ static ts_err fetch_needy(srv_db *db, struct job_cache *c, srv_req *r, json_t *u
 	while (n < room && sqlite3_step(st) == SQLITE_ROW)
 		ids[n++] = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !batch_full(b); i++) {
 		struct unit_info u;
 		struct job_info *j;
 		if (!unit_load(db, ids[i], &u) || !(j = job_load(db, c, u.job_id)))
 			return TS_ERR_DB;
-		ts_err result = replica_issue(db, r, j, &u, units);
+		ts_err result = replica_issue(db, r, j, &u, b);
 		if (result)
 			return result;
 	}
@@ -214,10 +245,10 @@ static double random01(void)
 }
 
 /* Units never handed out yet, from the oldest open job on. */
-static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, json_t *units, int want)
+static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, struct batch *b)
 {
 	int64_t streak = query_int(db, Q_NODE_STREAK, 1, r->who.node_id, 0, 0, 0);
-	while ((int)json_array_size(units) < want) {
+	while (!batch_full(b)) {
 		sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_NEXT_OPEN);
 		if (sqlite3_step(st) != SQLITE_ROW) {
 			sqlite3_reset(st);
@@ -228,7 +259,7 @@ static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, json_t *uni
 		struct job_info *j = job_load(db, c, job);
 		if (!j)
 			return TS_ERR_DB; /* an open job whose kernel or params are unreadable */
-		while ((int)json_array_size(units) < want && j->next_seq < j->split.n_units) {
+		while (!batch_full(b) && j->next_seq < j->split.n_units) {
 			struct unit_info u = {.job_id = job, .state = WU_OPEN};
 			wu_plan plan = wu_plan_unit(j->replication, j->quorum, j->adaptive, streak, random01());
 			wu_unit_range(&j->split, j->next_seq, &u.start, &u.count);
@@ -244,7 +275,7 @@ static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, json_t *uni
 			if (result)
 				return result;
 			u.id = sqlite3_last_insert_rowid(srv_db_handle(db));
-			result = replica_issue(db, r, j, &u, units);
+			result = replica_issue(db, r, j, &u, b);
 			if (result)
 				return result;
 			j->next_seq++;
@@ -256,36 +287,56 @@ static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, json_t *uni
 	return TS_OK;
 }
 
+/* Loads the node's cores and measured rates into the batch. */
+static void batch_node(srv_db *db, int64_t node, struct batch *b)
+{
+	sqlite3_stmt *st = srv_db_stmt(db, Q_NODE_RATES);
+	sqlite3_bind_int64(st, 1, node);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		b->cores = sqlite3_column_int(st, 0);
+		const char *rates = (const char *)sqlite3_column_text(st, 1);
+		b->rates = rates ? json_loads(rates, 0, NULL) : NULL;
+	}
+	sqlite3_reset(st);
+	if (b->cores < 1)
+		b->cores = 1;
+}
+
 ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
 		{"max_units", F_INT, 0, 1, FETCH_MAX_UNITS},
-		{"seconds", F_NUM, 0, 0, 3600},
+		{"seconds", F_NUM, 0, 0.001, 86400},
 	};
 	struct job_cache cache = {.n = 0};
-	json_t *units = json_array();
+	struct batch b = {.units = json_array()};
 	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
 	if (result)
 		goto out;
-	int want = (int)srv_json_int(r->body, "max_units", 1);
+	json_t *seconds = json_object_get(r->body, "seconds");
+	b.seconds = seconds ? json_number_value(seconds) : 0;
+	b.max = (int)srv_json_int(r->body, "max_units", seconds ? FETCH_MAX_UNITS : 1);
 	result = srv_db_begin(ctx->db);
+	if (result)
+		goto out;
+	batch_node(ctx->db, r->who.node_id, &b);
+	result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
 	if (!result)
-		result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
+		result = fetch_resend(ctx->db, &cache, r, &b);
 	if (!result)
-		result = fetch_resend(ctx->db, &cache, r, units, want);
+		result = fetch_needy(ctx->db, &cache, r, &b);
 	if (!result)
-		result = fetch_needy(ctx->db, &cache, r, units, want);
-	if (!result)
-		result = fetch_new(ctx->db, &cache, r, units, want);
+		result = fetch_new(ctx->db, &cache, r, &b);
 	if (!result)
 		result = srv_db_commit(ctx->db);
 	if (result)
 		goto out;
-	r->reply = json_pack("{s:O,s:i}", "units", units, "retry_after_s",
-			     json_array_size(units) ? 0 : NO_WORK_RETRY_S);
+	r->reply = json_pack("{s:O,s:i}", "units", b.units, "retry_after_s",
+			     json_array_size(b.units) ? 0 : NO_WORK_RETRY_S);
 out:
 	job_cache_free(&cache);
-	json_decref(units);
+	json_decref(b.units);
+	json_decref(b.rates);
 	return result;
 }
 
@@ -529,7 +580,22 @@ out:
 
 ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
 {
-	ts_err result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
+	static const srv_field fields[] = {
+		{"rates", F_OBJ, 0, 0, 0},
+	};
+	char *rates = NULL;
+	ts_err result = r->body ? srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why)) : TS_OK;
+	if (!result && r->body)
+		result = srv_json_rates(json_object_get(r->body, "rates"), &rates, r->why, sizeof(r->why));
+	if (!result && rates) {
+		sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_SET_RATES);
+		sqlite3_bind_int64(st, 1, r->who.node_id);
+		sqlite3_bind_text(st, 2, rates, -1, SQLITE_TRANSIENT);
+		result = srv_db_exec(ctx->db, st);
+	}
+	free(rates);
+	if (!result)
+		result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
 	if (!result)
 		r->reply = json_pack("{s:b,s:I}", "ok", 1, "server_time", (json_int_t)r->now);
 	return result;

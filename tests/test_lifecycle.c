@@ -291,3 +291,49 @@ Test(lifecycle, lost_node_leases_released_early, .init = setup, .fini = teardown
 	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(nodes, "nodes"), 0), "state")), "lost");
 	json_decref(nodes);
 }
+
+/* Enrolls a node that states its measured rate; returns its token in tok. */
+static void enroll_with_rate(const char *name, double rate, char *tok, size_t cap)
+{
+	char enroll[160], body[512];
+	json_t *reply = NULL;
+	th_enroll_token(&srv, 1, enroll, sizeof(enroll));
+	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"name\":\"%s\",\"platform\":\"test\",\"cores\":4,"
+		 "\"rates\":{\"montecarlo_pi\":%g}}", enroll, name, rate);
+	cr_assert_eq(th_http(&srv, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, &reply), 201);
+	snprintf(tok, cap, "%s", json_string_value(json_object_get(reply, "node_token")));
+	json_decref(reply);
+}
+
+static size_t fetch_seconds(const char *tok, double seconds)
+{
+	char body[64];
+	json_t *reply = NULL;
+	snprintf(body, sizeof(body), "{\"seconds\":%g}", seconds);
+	cr_assert_eq(th_http(&srv, "POST", "/api/v1/work/fetch", tok, body, strlen(body), 0, &reply), 200);
+	size_t n = json_array_size(json_object_get(reply, "units"));
+	json_decref(reply);
+	return n;
+}
+
+Test(lifecycle, fetch_is_sized_by_the_node_rate, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char fast[160], slow[160];
+	enroll_with_rate("vm", 1e9, fast, sizeof(fast));
+	enroll_with_rate("pi", 1e7, slow, sizeof(slow));
+	/* Units of 10^6 samples: 1 ms on the VM, 100 ms on the Pi. */
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000000},\"units\":1000}");
+	cr_expect_eq(fetch_seconds(fast, 0.01), 10, "the VM's 10 ms of work");
+	cr_expect_eq(fetch_seconds(slow, 0.01), 1, "at least one unit, even when one is over the budget");
+	/* Half a second: its held unit back first, then four new ones. */
+	cr_expect_eq(fetch_seconds(slow, 0.5), 5);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas WHERE leases = 2"), 1);
+	/* Rates refreshed by a heartbeat change the sizing. */
+	const char *hb = "{\"rates\":{\"montecarlo_pi\":2e9}}";
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", slow, hb, strlen(hb), 0, NULL), 200);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE rates LIKE '%2000000000%'"), 1);
+	const char *bad = "{\"rates\":{\"montecarlo_pi\":-1}}";
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", slow, bad, strlen(bad), 0, NULL), 400);
+	const char *unknown = "{\"speed\":1}";
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", slow, unknown, strlen(unknown), 0, NULL), 400);
+}
