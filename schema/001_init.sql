@@ -7,6 +7,7 @@ CREATE TABLE users (
     pw_hash    TEXT NOT NULL,            -- scrypt$N$r$p$salt$hash (see server/srv_auth.c)
     role       TEXT NOT NULL CHECK (role IN ('admin', 'user')),
     disabled   INTEGER NOT NULL DEFAULT 0,
+    deleted    INTEGER NOT NULL DEFAULT 0, -- removed users keep their jobs; the name is freed
     created_at INTEGER NOT NULL
 );
 
@@ -27,15 +28,17 @@ CREATE TABLE nodes (
 
 -- Every token kind; only the SHA-256 of a token is kept.
 CREATE TABLE tokens (
-    hash       TEXT PRIMARY KEY,
+    id         INTEGER PRIMARY KEY,
+    hash       TEXT NOT NULL UNIQUE,
     kind       TEXT NOT NULL CHECK (kind IN ('session', 'api', 'enroll', 'node')),
-    user_id    INTEGER REFERENCES users (id),
+    user_id    INTEGER REFERENCES users (id),  -- owner (for enroll: the admin who made it)
     node_id    INTEGER REFERENCES nodes (id),
+    name       TEXT,                     -- API tokens: the user's label
     uses_left  INTEGER,                  -- enrollment tokens only
     expires_at INTEGER,                  -- NULL: no expiry (node tokens)
     revoked    INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 
 CREATE TABLE jobs (
     id          INTEGER PRIMARY KEY,
@@ -78,9 +81,11 @@ CREATE TABLE units (
     n_results   INTEGER NOT NULL DEFAULT 0,
     res0        INTEGER,                 -- the canonical partial, once valid
     res1        INTEGER,
+    valid_at    INTEGER,
     UNIQUE (job_id, seq)
 );
 CREATE INDEX units_open ON units (state, id);
+CREATE INDEX units_valid ON units (valid_at);
 
 -- One node's copy of a unit; a node holds at most one replica of a unit.
 CREATE TABLE replicas (

@@ -99,6 +99,8 @@ ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principa
 		goto out;
 	}
 	p->role = role;
+	p->token_id = sqlite3_column_int64(st, 10);
+	p->expires_at = sqlite3_column_int64(st, 5);
 	p->user_id = sqlite3_column_int64(st, 2);
 	p->node_id = sqlite3_column_int64(st, 3);
 	const char *name = (const char *)sqlite3_column_text(st, 8);
@@ -109,9 +111,28 @@ out:
 	return result;
 }
 
+static ts_err auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t node_id,
+			 int64_t uses, int64_t expires_at, const unsigned char *pin, const char *name,
+			 int64_t now, char out[TS_TOKEN_MAX]);
+
 ts_err srv_auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t node_id,
 		      int64_t uses, int64_t expires_at, const unsigned char *pin, int64_t now,
 		      char out[TS_TOKEN_MAX])
+{
+	return auth_issue(db, kind, user_id, node_id, uses, expires_at, pin, NULL, now, out);
+}
+
+ts_err srv_auth_issue_named(srv_db *db, const char *kind, int64_t user_id, const char *name,
+			    int64_t expires_at, int64_t now, char out[TS_TOKEN_MAX], int64_t *id)
+{
+	ts_err result = auth_issue(db, kind, user_id, 0, 0, expires_at, NULL, name, now, out);
+	*id = result ? 0 : sqlite3_last_insert_rowid(srv_db_handle(db));
+	return result;
+}
+
+static ts_err auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t node_id,
+			 int64_t uses, int64_t expires_at, const unsigned char *pin, const char *name,
+			 int64_t now, char out[TS_TOKEN_MAX])
 {
 	static const struct {
 		const char *kind, *prefix;
@@ -150,6 +171,7 @@ ts_err srv_auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t nod
 	uses ? sqlite3_bind_int64(st, 5, uses) : sqlite3_bind_null(st, 5);
 	expires_at ? sqlite3_bind_int64(st, 6, expires_at) : sqlite3_bind_null(st, 6);
 	sqlite3_bind_int64(st, 7, now);
+	srv_db_bind_text(st, 8, name);
 	return srv_db_exec(db, st);
 }
 
@@ -168,7 +190,7 @@ ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now)
 	const char *kind = (const char *)sqlite3_column_text(st, 1);
 	if (!stored || strlen(stored) != 64 || !ts_ct_equal(stored, hash, 64))
 		goto out;
-	if (!kind || strcmp(kind, "enroll") != 0 || sqlite3_column_int(st, 6) ||
+	if (!kind || strcmp(kind, "enroll") != 0 || sqlite3_column_int(st, 6) || sqlite3_column_int(st, 9) ||
 	    sqlite3_column_int64(st, 4) <= 0 || sqlite3_column_int64(st, 5) <= now)
 		goto out;
 	sqlite3_reset(st);

@@ -31,6 +31,8 @@ typedef struct srv_principal {
 	int64_t user_id;    /* people */
 	int64_t node_id;    /* nodes */
 	char name[64];      /* user name, for logs and job owners */
+	int64_t token_id;   /* the token used, so logout can revoke it */
+	int64_t expires_at; /* its expiry, 0 for none */
 } srv_principal;
 
 ts_err srv_auth_hash_password(const char *password, char out[SRV_PW_HASH_MAX]);
@@ -47,6 +49,9 @@ ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principa
 ts_err srv_auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t node_id,
 		      int64_t uses, int64_t expires_at, const unsigned char *pin, int64_t now,
 		      char out[TS_TOKEN_MAX]);
+/* The same for a named API token; *id gets the new token's id. */
+ts_err srv_auth_issue_named(srv_db *db, const char *kind, int64_t user_id, const char *name,
+			    int64_t expires_at, int64_t now, char out[TS_TOKEN_MAX], int64_t *id);
 
 /* Checks and consumes one use of an enrollment token (call inside a transaction). */
 ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now);

@@ -19,13 +19,49 @@ struct srv_db {
 static const char *const stmt_sql[Q__COUNT] = {
 	[Q_USER_BY_NAME] = "SELECT id, pw_hash, role, disabled FROM users WHERE name = ?1",
 	[Q_USER_INSERT] = "INSERT INTO users (name, pw_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+	[Q_USER_LIST] = "SELECT u.id, u.name, u.role, u.disabled, u.created_at,"
+			" (SELECT count(*) FROM jobs j WHERE j.owner_id = u.id)"
+			" FROM users u WHERE u.deleted = 0 ORDER BY u.id",
+	[Q_USER_GET] = "SELECT u.id, u.name, u.role, u.disabled, u.created_at,"
+		       " (SELECT count(*) FROM jobs j WHERE j.owner_id = u.id)"
+		       " FROM users u WHERE u.id = ?1 AND u.deleted = 0",
+	[Q_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1 AND deleted = 0",
+	[Q_USER_SET_PASSWORD] = "UPDATE users SET pw_hash = ?2 WHERE id = ?1 AND deleted = 0",
+	[Q_USER_DELETE] = "UPDATE users SET deleted = 1, disabled = 1, name = name || '#deleted#' || id"
+			  " WHERE id = ?1 AND deleted = 0",
+	[Q_USER_OTHER_ADMINS] = "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0"
+				" AND deleted = 0 AND id != ?1",
+	[Q_USER_OPEN_JOBS] = "SELECT id FROM jobs WHERE owner_id = ?1 AND state IN ('queued', 'running')",
+	[Q_TOKEN_REVOKE_USER] = "UPDATE tokens SET revoked = 1 WHERE user_id = ?1"
+				" AND kind IN ('session', 'api') AND id != ?2",
+	[Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+	[Q_TOKEN_GET] = "SELECT id, kind, user_id FROM tokens WHERE id = ?1",
+	[Q_TOKEN_LIST] = "SELECT id, name, created_at, expires_at, revoked FROM tokens"
+			 " WHERE user_id = ?1 AND kind = 'api' ORDER BY id",
+	[Q_ENROLL_LIST] = "SELECT id, uses_left, expires_at, revoked, created_at FROM tokens"
+			  " WHERE kind = 'enroll' ORDER BY id DESC LIMIT 200",
+	[Q_STATS_NODES] = "SELECT coalesce(sum(disabled = 0 AND last_seen >= ?1), 0),"
+			  " coalesce(sum(disabled = 0 AND last_seen < ?1), 0), coalesce(sum(disabled), 0),"
+			  " coalesce(sum(CASE WHEN disabled = 0 AND last_seen >= ?1 THEN cores ELSE 0 END), 0)"
+			  " FROM nodes",
+	[Q_STATS_JOBS] = "SELECT state, count(*) FROM jobs GROUP BY state",
+	[Q_STATS_RATE] = "SELECT count(*), coalesce(sum(count), 0) FROM units WHERE valid_at >= ?1",
+	[Q_STATS_FAILURES] = "SELECT id, error, finished_at FROM jobs WHERE state = 'failed'"
+			     " ORDER BY finished_at DESC LIMIT 5",
+	[Q_STATS_UNITS] = "SELECT state, count(*) FROM units GROUP BY state",
+	[Q_STATS_PENDING] = "SELECT coalesce(sum(n_units - next_seq), 0) FROM jobs"
+			    " WHERE state IN ('queued', 'running')",
+	[Q_JOB_UNITS] = "SELECT u.seq, u.start, u.count, u.res0, u.res1, n.name, u.valid_at FROM units u"
+			" LEFT JOIN replicas r ON r.unit_id = u.id AND r.counted = 1"
+			" LEFT JOIN nodes n ON n.id = r.node_id"
+			" WHERE u.job_id = ?1 AND u.state = 2 ORDER BY u.valid_at DESC, u.id DESC LIMIT 5000",
 	[Q_TOKEN_BY_HASH] =
 		"SELECT t.hash, t.kind, t.user_id, t.node_id, t.uses_left, t.expires_at, t.revoked,"
-		" u.role, u.name, coalesce(u.disabled, n.disabled, 0)"
+		" u.role, u.name, coalesce(u.disabled, n.disabled, 0), t.id"
 		" FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
 		" LEFT JOIN nodes n ON n.id = t.node_id WHERE t.hash = ?1",
 	[Q_TOKEN_INSERT] = "INSERT INTO tokens (hash, kind, user_id, node_id, uses_left, expires_at,"
-			   " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			   " created_at, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[Q_TOKEN_USE] = "UPDATE tokens SET uses_left = uses_left - 1"
 			" WHERE hash = ?1 AND uses_left > 0 AND revoked = 0",
 	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen, rates)"
@@ -84,7 +120,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 		" ORDER BY u.id LIMIT ?3",
 	[Q_UNIT_RESULT] = "UPDATE units SET n_results = n_results + 1 WHERE id = ?1",
 	[Q_UNIT_WANT] = "UPDATE units SET wanted = ?2 WHERE id = ?1",
-	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4 WHERE id = ?1",
+	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4, valid_at = ?5 WHERE id = ?1",
 	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas WHERE unit_id = ?1 AND state = 2"
 			   " GROUP BY res0, res1 ORDER BY c DESC LIMIT 1",
 	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas WHERE unit_id = ?1 AND state = 1 AND deadline > ?2",
@@ -235,6 +271,24 @@ void srv_db_rollback(srv_db *db)
 {
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+ts_err srv_db_exec_ints(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n)
+{
+	sqlite3_stmt *st = srv_db_stmt(db, q);
+	for (size_t i = 0; i < n; i++)
+		sqlite3_bind_int64(st, (int)i + 1, v[i]);
+	return srv_db_exec(db, st);
+}
+
+int64_t srv_db_query_int(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n, int64_t def)
+{
+	sqlite3_stmt *st = srv_db_stmt(db, q);
+	for (size_t i = 0; i < n; i++)
+		sqlite3_bind_int64(st, (int)i + 1, v[i]);
+	int64_t out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : def;
+	sqlite3_reset(st);
+	return out;
 }
 
 void srv_db_bind_text(sqlite3_stmt *st, int i, const char *s)

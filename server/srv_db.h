@@ -5,6 +5,7 @@
 #ifndef SRV_DB_H
 #define SRV_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -14,6 +15,25 @@
 enum srv_stmt {
 	Q_USER_BY_NAME,
 	Q_USER_INSERT,
+	Q_USER_LIST,
+	Q_USER_GET,
+	Q_USER_SET_DISABLED,
+	Q_USER_SET_PASSWORD,
+	Q_USER_DELETE,
+	Q_USER_OTHER_ADMINS,
+	Q_USER_OPEN_JOBS,
+	Q_TOKEN_REVOKE_USER,
+	Q_TOKEN_REVOKE,
+	Q_TOKEN_GET,
+	Q_TOKEN_LIST,
+	Q_ENROLL_LIST,
+	Q_STATS_NODES,
+	Q_STATS_JOBS,
+	Q_STATS_RATE,
+	Q_STATS_FAILURES,
+	Q_STATS_UNITS,
+	Q_STATS_PENDING,
+	Q_JOB_UNITS,
 	Q_TOKEN_BY_HASH,
 	Q_TOKEN_INSERT,
 	Q_TOKEN_USE,
@@ -78,6 +98,18 @@ ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st);
 ts_err srv_db_begin(srv_db *db);
 ts_err srv_db_commit(srv_db *db);
 void srv_db_rollback(srv_db *db);
+
+/* Runs statement q bound with integers ?1..?n: SRV_EXEC(db, Q_X, a, b, ...). */
+ts_err srv_db_exec_ints(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n);
+#define SRV_EXEC(db, q, ...)                                                                       \
+	srv_db_exec_ints(db, q, (const int64_t[]){__VA_ARGS__},                                    \
+			 sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
+
+/* The first column of a one-row statement q bound with integers (def when there is no row). */
+int64_t srv_db_query_int(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n, int64_t def);
+#define SRV_QUERY_INT(db, q, def, ...)                                                             \
+	srv_db_query_int(db, q, (const int64_t[]){__VA_ARGS__},                                    \
+			 sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), def)
 
 /* Binds a text that may be NULL. */
 void srv_db_bind_text(sqlite3_stmt *st, int i, const char *s);

@@ -149,28 +149,6 @@ static void batch_add(struct batch *b, const struct job_info *j, const struct un
 	json_array_append_new(b->units, unit_json(j, u->id, u->start, u->count, deadline));
 }
 
-/* Runs a statement bound with up to four integers. */
-static ts_err exec_ints(srv_db *db, enum srv_stmt q, int n, int64_t a, int64_t b, int64_t c, int64_t d)
-{
-	sqlite3_stmt *st = srv_db_stmt(db, q);
-	const int64_t v[4] = {a, b, c, d};
-	for (int i = 0; i < n; i++)
-		sqlite3_bind_int64(st, i + 1, v[i]);
-	return srv_db_exec(db, st);
-}
-
-/* The first column of a one-row query bound with up to three integers (def if no row). */
-static int64_t query_int(srv_db *db, enum srv_stmt q, int n, int64_t a, int64_t b, int64_t c, int64_t def)
-{
-	sqlite3_stmt *st = srv_db_stmt(db, q);
-	const int64_t v[3] = {a, b, c};
-	for (int i = 0; i < n; i++)
-		sqlite3_bind_int64(st, i + 1, v[i]);
-	int64_t out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : def;
-	sqlite3_reset(st);
-	return out;
-}
-
 /* A fetch means the node holds nothing in progress, so live leases it still has were lost on
  * its side (a restart, a dropped reply): hand them back first, with a fresh deadline. */
 static ts_err fetch_resend(srv_db *db, struct job_cache *c, srv_req *r, struct batch *b)
@@ -192,7 +170,7 @@ static ts_err fetch_resend(srv_db *db, struct job_cache *c, srv_req *r, struct b
 		if (!unit_load(db, uids[i], &u) || !(j = job_load(db, c, u.job_id)))
 			return TS_ERR_DB;
 		int64_t deadline = r->now + j->deadline_s;
-		ts_err result = exec_ints(db, Q_REPLICA_RENEW, 2, rids[i], deadline, 0, 0);
+		ts_err result = SRV_EXEC(db, Q_REPLICA_RENEW, rids[i], deadline);
 		if (result)
 			return result;
 		batch_add(b, j, &u, deadline);
@@ -204,7 +182,7 @@ static ts_err replica_issue(srv_db *db, srv_req *r, const struct job_info *j, co
 			    struct batch *b)
 {
 	int64_t deadline = r->now + j->deadline_s;
-	ts_err result = exec_ints(db, Q_REPLICA_INSERT, 4, u->id, r->who.node_id, deadline, r->now);
+	ts_err result = SRV_EXEC(db, Q_REPLICA_INSERT, u->id, r->who.node_id, deadline, r->now);
 	if (!result)
 		batch_add(b, j, u, deadline);
 	return result;
@@ -247,7 +225,7 @@ static double random01(void)
 /* Units never handed out yet, from the oldest open job on. */
 static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, struct batch *b)
 {
-	int64_t streak = query_int(db, Q_NODE_STREAK, 1, r->who.node_id, 0, 0, 0);
+	int64_t streak = SRV_QUERY_INT(db, Q_NODE_STREAK, 0, r->who.node_id);
 	while (!batch_full(b)) {
 		sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_NEXT_OPEN);
 		if (sqlite3_step(st) != SQLITE_ROW) {
@@ -280,7 +258,7 @@ static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, struct batc
 				return result;
 			j->next_seq++;
 		}
-		ts_err result = exec_ints(db, Q_JOB_ADVANCE, 3, job, (int64_t)j->next_seq, r->now, 0);
+		ts_err result = SRV_EXEC(db, Q_JOB_ADVANCE, job, (int64_t)j->next_seq, r->now);
 		if (result)
 			return result;
 	}
@@ -320,7 +298,7 @@ ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 	if (result)
 		goto out;
 	batch_node(ctx->db, r->who.node_id, &b);
-	result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
+	result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
 	if (!result)
 		result = fetch_resend(ctx->db, &cache, r, &b);
 	if (!result)
@@ -385,9 +363,9 @@ static ts_err job_finish(srv_db *db, struct job_info *j, const char *error, int6
 	snprintf(j->state, sizeof(j->state), "%s", error ? "failed" : "done");
 	result = srv_db_exec(db, st);
 	if (!result && error)
-		result = exec_ints(db, Q_UNIT_DROP_JOB, 1, j->id, 0, 0, 0);
+		result = SRV_EXEC(db, Q_UNIT_DROP_JOB, j->id);
 	if (!result && error)
-		result = exec_ints(db, Q_REPLICA_DROP_JOB, 1, j->id, 0, 0, 0);
+		result = SRV_EXEC(db, Q_REPLICA_DROP_JOB, j->id);
 	return result;
 }
 
@@ -415,11 +393,11 @@ static ts_err judge_results(srv_db *db, int64_t unit, const kern_partial *canon,
 		int counted = count && rows[i].valid;
 		if (counted)
 			count = 0;
-		result = exec_ints(db, Q_REPLICA_JUDGE, 3, rows[i].id, rows[i].valid ? 1 : 2, counted, 0);
+		result = SRV_EXEC(db, Q_REPLICA_JUDGE, rows[i].id, rows[i].valid ? 1 : 2, counted);
 		if (!result)
-			result = exec_ints(db, Q_NODE_VERDICT, 3, rows[i].node, rows[i].valid, !rows[i].valid, 0);
+			result = SRV_EXEC(db, Q_NODE_VERDICT, rows[i].node, rows[i].valid, !rows[i].valid);
 		if (!result && counted)
-			result = exec_ints(db, Q_NODE_CREDIT, 1, rows[i].node, 0, 0, 0);
+			result = SRV_EXEC(db, Q_NODE_CREDIT, rows[i].node);
 	}
 	return result;
 }
@@ -437,32 +415,32 @@ static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u,
 		t.largest = sqlite3_column_int(st, 2);
 	}
 	sqlite3_reset(st);
-	t.inflight = (int)query_int(db, Q_UNIT_INFLIGHT, 2, u->id, now, 0, 0);
+	t.inflight = (int)SRV_QUERY_INT(db, Q_UNIT_INFLIGHT, 0, u->id, now);
 	int more;
 	ts_err result = TS_OK;
 	char why[200];
 	switch (wu_unit_next(&t, &more)) {
 	case WU_NEXT_VALID:
-		result = exec_ints(db, Q_UNIT_SETTLE, 4, u->id, WU_VALID, (int64_t)top.v[0], (int64_t)top.v[1]);
+		result = SRV_EXEC(db, Q_UNIT_SETTLE, u->id, WU_VALID, (int64_t)top.v[0], (int64_t)top.v[1], now);
 		if (!result)
 			result = judge_results(db, u->id, &top, 1);
 		if (result)
 			return result;
 		j->k->combine(&j->acc, &top);
 		j->done++;
-		result = exec_ints(db, Q_JOB_ACCOUNT, 3, j->id, (int64_t)j->acc.v[0], (int64_t)j->acc.v[1], 0);
+		result = SRV_EXEC(db, Q_JOB_ACCOUNT, j->id, (int64_t)j->acc.v[0], (int64_t)j->acc.v[1]);
 		if (!result && j->done == j->split.n_units)
 			result = job_finish(db, j, NULL, now);
 		return result;
 	case WU_NEXT_MORE:
-		return exec_ints(db, Q_UNIT_WANT, 2, u->id, t.results + t.inflight + more, 0, 0);
+		return SRV_EXEC(db, Q_UNIT_WANT, u->id, t.results + t.inflight + more);
 	case WU_NEXT_WAIT:
 		return TS_OK;
 	case WU_NEXT_FAIL:
 		snprintf(why, sizeof(why), "unit %lld [%llu, +%llu): no %d matching results among %d",
 			 (long long)u->id, (unsigned long long)u->start, (unsigned long long)u->count,
 			 t.quorum, t.results);
-		result = exec_ints(db, Q_UNIT_SETTLE, 4, u->id, WU_FAILED, 0, 0);
+		result = SRV_EXEC(db, Q_UNIT_SETTLE, u->id, WU_FAILED, 0, 0, now);
 		if (!result)
 			result = job_finish(db, j, why, now);
 		return result;
@@ -528,7 +506,7 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 		return u.state == WU_VALID ? judge_results(db, u.id, &u.canonical, 0) : TS_OK;
 	*reason = NULL;
 	u.n_results++;
-	result = exec_ints(db, Q_UNIT_RESULT, 1, u.id, 0, 0, 0);
+	result = SRV_EXEC(db, Q_UNIT_RESULT, u.id);
 	if (!result)
 		result = unit_validate(db, j, &u, r->now);
 	return result;
@@ -562,7 +540,7 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		else
 			json_array_append(accepted, id);
 	}
-	result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
+	result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
 	if (!result)
 		result = srv_db_commit(ctx->db);
 	if (result)
@@ -595,7 +573,7 @@ ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
 	}
 	free(rates);
 	if (!result)
-		result = exec_ints(ctx->db, Q_NODE_SEEN, 2, r->who.node_id, r->now, 0, 0);
+		result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
 	if (!result)
 		r->reply = json_pack("{s:b,s:I}", "ok", 1, "server_time", (json_int_t)r->now);
 	return result;
@@ -604,7 +582,7 @@ ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
 ts_err srv_work_sweep(srv_ctx *ctx, int64_t now)
 {
 	/* Leases of nodes unseen past the timeout end now, so their units go elsewhere early. */
-	ts_err result = exec_ints(ctx->db, Q_LOST_RELEASE, 2, now, now - ctx->node_timeout_s, 0, 0);
+	ts_err result = SRV_EXEC(ctx->db, Q_LOST_RELEASE, now, now - ctx->node_timeout_s);
 	int released = result ? 0 : sqlite3_changes(srv_db_handle(ctx->db));
 	if (released && !ctx->quiet)
 		fprintf(stderr, "released %d leases of lost nodes\n", released);
@@ -615,9 +593,9 @@ ts_err srv_work_node_set_disabled(srv_ctx *ctx, int64_t node, int disabled, int6
 {
 	ts_err result = srv_db_begin(ctx->db);
 	if (!result)
-		result = exec_ints(ctx->db, Q_NODE_SET_DISABLED, 2, node, disabled, 0, 0);
+		result = SRV_EXEC(ctx->db, Q_NODE_SET_DISABLED, node, disabled);
 	if (!result && disabled)
-		result = exec_ints(ctx->db, Q_NODE_RELEASE, 2, node, now, 0, 0);
+		result = SRV_EXEC(ctx->db, Q_NODE_RELEASE, node, now);
 	if (!result)
 		result = srv_db_commit(ctx->db);
 	return result;
