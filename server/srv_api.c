@@ -225,10 +225,16 @@ ts_err api_enroll_token(srv_ctx *ctx, srv_req *r)
 				token);
 	if (result)
 		return result;
+	int64_t id = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
 	ts_pin_format(ctx->pin, pin);
+	/* The ready command names the server as this request reached it. */
+	const char *host = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Host");
+	char command[512];
+	snprintf(command, sizeof(command), "tessera-client enroll https://%s %s",
+		 host && strlen(host) < 256 && !strpbrk(host, " \t'\"`$;&|<>") ? host : "SERVER:8443", token);
 	r->status = 201;
-	r->reply = json_pack("{s:s,s:I,s:I,s:s}", "token", token, "uses", (json_int_t)uses,
-			     "expires_at", (json_int_t)expires, "pin", pin);
+	r->reply = json_pack("{s:I,s:s,s:I,s:I,s:s,s:s}", "id", (json_int_t)id, "token", token, "uses",
+			     (json_int_t)uses, "expires_at", (json_int_t)expires, "pin", pin, "command", command);
 	return TS_OK;
 }
 

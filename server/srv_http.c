@@ -18,23 +18,30 @@
 #include "srv_json.h"
 #include "ts_util.h"
 
-enum { BODY_NONE = 0, BODY_JSON = 1, BODY_OPTIONAL = 2 };
-
-/* The route table: every check a route needs is read from its row before its handler runs. */
-static const struct srv_route {
-	enum evhttp_cmd_type method;
-	const char *path; /* "{id}" matches one positive integer segment */
-	srv_handler handler;
-	int roles;        /* enum srv_role bits, or ROLE_ANY */
-	int body;
-} routes[] = {
+static const srv_route routes[] = {
 	{EVHTTP_REQ_GET, "/healthz", api_healthz, ROLE_ANY, BODY_NONE},
+	{EVHTTP_REQ_GET, "/metrics", api_metrics, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/login", api_login, ROLE_ANY, BODY_JSON},
+	{EVHTTP_REQ_POST, "/api/v1/logout", api_logout, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/me", api_me, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/stats", api_stats, ROLE_PEOPLE, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/jobs", api_job_submit, ROLE_PEOPLE, BODY_JSON},
 	{EVHTTP_REQ_GET, "/api/v1/jobs", api_job_list, ROLE_PEOPLE, BODY_NONE},
 	{EVHTTP_REQ_GET, "/api/v1/jobs/{id}", api_job_get, ROLE_PEOPLE, BODY_NONE},
 	{EVHTTP_REQ_DELETE, "/api/v1/jobs/{id}", api_job_cancel, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/jobs/{id}/units", api_job_units, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/users", api_user_list, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/users", api_user_add, ROLE_ADMIN, BODY_JSON},
+	{EVHTTP_REQ_POST, "/api/v1/users/{id}/disable", api_user_disable, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/users/{id}/enable", api_user_enable, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/users/{id}/password", api_user_password, ROLE_PEOPLE, BODY_JSON},
+	{EVHTTP_REQ_DELETE, "/api/v1/users/{id}", api_user_delete, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/tokens", api_token_list, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/tokens", api_token_create, ROLE_PEOPLE, BODY_JSON},
+	{EVHTTP_REQ_DELETE, "/api/v1/tokens/{id}", api_token_revoke, ROLE_PEOPLE, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/enroll-tokens", api_enroll_token, ROLE_ADMIN, BODY_JSON},
+	{EVHTTP_REQ_GET, "/api/v1/enroll-tokens", api_enroll_list, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_DELETE, "/api/v1/enroll-tokens/{id}", api_enroll_revoke, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/nodes/enroll", api_node_enroll, ROLE_ANY, BODY_JSON},
 	{EVHTTP_REQ_GET, "/api/v1/nodes", api_node_list, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/nodes/{id}/disable", api_node_disable, ROLE_ADMIN, BODY_NONE},
@@ -43,6 +50,18 @@ static const struct srv_route {
 	{EVHTTP_REQ_POST, "/api/v1/work/fetch", api_work_fetch, ROLE_NODE, BODY_JSON},
 	{EVHTTP_REQ_POST, "/api/v1/work/report", api_work_report, ROLE_NODE, BODY_JSON},
 };
+
+_Static_assert(TS_ARRAY_LEN(routes) <= SRV_ROUTES_MAX, "raise SRV_ROUTES_MAX");
+
+const double srv_latency_bounds[SRV_LATENCY_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+};
+
+const srv_route *srv_http_routes(size_t *n)
+{
+	*n = TS_ARRAY_LEN(routes);
+	return routes;
+}
 
 /* Matches path against a pattern; fills *id for "{id}". */
 static int route_match(const char *pattern, const char *path, int64_t *id)
@@ -166,25 +185,32 @@ static int reply_body(struct evbuffer *buf, const char *text, size_t n, int gzip
 	return 0;
 }
 
-/* The one place a reply is sent. Takes ownership of reply. */
-static void send_json(struct evhttp_request *ev, int status, json_t *reply)
+/* The one place a reply is sent: the JSON reply, or the text or raw bytes of r. */
+static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
 	struct evbuffer *buf = evbuffer_new();
-	char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	char *json = r->reply ? json_dumps(r->reply, JSON_COMPACT) : NULL;
+	const char *body = json ? json : r->text ? r->text : (const char *)r->raw;
+	size_t len = json ? strlen(json) : r->text ? strlen(r->text) : r->raw_len;
+	evhttp_add_header(h, "Content-Type", json || !r->content_type ? "application/json" : r->content_type);
+	evhttp_add_header(h, "Cache-Control", r->raw ? "no-cache" : "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (r->raw) {
+		/* The dashboard: only its own files, never framed. */
+		evhttp_add_header(h, "Content-Security-Policy",
+				  "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+		evhttp_add_header(h, "X-Frame-Options", "DENY");
+		evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	}
 	if (status == 429)
 		evhttp_add_header(h, "Retry-After", "1");
-	if (text && buf) {
-		if (reply_body(buf, text, strlen(text), accepts_gzip(ev)))
-			evhttp_add_header(h, "Content-Encoding", "gzip");
-	}
+	if (body && buf && reply_body(buf, body, len, accepts_gzip(ev)))
+		evhttp_add_header(h, "Content-Encoding", "gzip");
 	evhttp_send_reply(ev, status, NULL, buf);
 	if (buf)
 		evbuffer_free(buf);
-	free(text);
-	json_decref(reply);
+	free(json);
 }
 
 static json_t *error_json(ts_err e, const char *why)
@@ -193,11 +219,24 @@ static json_t *error_json(ts_err e, const char *why)
 			 why && *why ? why : ts_strerror(e));
 }
 
+static void count_request(srv_ctx *ctx, size_t route, int status, double seconds)
+{
+	srv_route_stats *st = &ctx->route_stats[route];
+	int cls = status / 100;
+	st->by_class[cls >= 1 && cls <= 5 ? cls : 5]++;
+	st->seconds += seconds;
+	size_t b = 0;
+	while (b < SRV_LATENCY_BUCKETS && seconds > srv_latency_bounds[b])
+		b++;
+	ctx->latency[b]++;
+}
+
 static void dispatch(struct evhttp_request *ev, void *arg)
 {
 	srv_ctx *ctx = arg;
 	srv_req r = {.ev = ev, .now = ts_now(), .status = 200};
-	const struct srv_route *route = NULL;
+	const srv_route *route = NULL;
+	double t0 = ts_mono();
 	int path_known = 0;
 	ts_err result;
 	ctx->requests++;
@@ -213,6 +252,10 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 			r.id = id;
 			break;
 		}
+	}
+	if (!route && !path_known && path && method == EVHTTP_REQ_GET && srv_assets_serve(path, &r) == TS_OK) {
+		result = TS_OK;
+		goto out;
 	}
 	if (!route) {
 		result = path_known ? TS_ERR_METHOD : TS_ERR_NOT_FOUND;
@@ -246,13 +289,19 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 out:
 	if (result) {
 		json_decref(r.reply);
-		if (ts_err_http_status(result) >= 500)
+		free(r.text);
+		r.text = NULL;
+		r.raw = NULL;
+		r.status = ts_err_http_status(result);
+		if (r.status >= 500)
 			fprintf(stderr, "%s: %s %s: %s (%s)\n", __func__, route ? route->path : "?",
 				path ? path : "?", ts_strerror(result), r.why);
-		send_json(ev, ts_err_http_status(result), error_json(result, r.why));
-	} else {
-		send_json(ev, r.status, r.reply);
+		r.reply = error_json(result, r.why);
 	}
+	send_reply(ev, r.status, &r);
+	count_request(ctx, route ? (size_t)(route - routes) : SRV_ROUTES_MAX, r.status, ts_mono() - t0);
+	json_decref(r.reply);
+	free(r.text);
 	json_decref(r.body);
 }
 

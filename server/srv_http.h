@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include <event2/http.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
 
@@ -23,6 +24,15 @@
 #define SRV_GZIP_MIN 1024           /* replies smaller than this go uncompressed */
 #define SRV_IDLE_TIMEOUT_S 60
 
+#define SRV_ROUTES_MAX 48
+#define SRV_LATENCY_BUCKETS 12
+
+/* Request counts and latencies per route, for /metrics. */
+typedef struct srv_route_stats {
+	uint64_t by_class[6]; /* replies by status class: [2] 2xx ... [5] 5xx */
+	double seconds;       /* total time in the handler and reply */
+} srv_route_stats;
+
 /* The server's one context, passed to every callback. */
 typedef struct srv_ctx {
 	struct event_base *base;
@@ -35,6 +45,8 @@ typedef struct srv_ctx {
 	int quiet;
 	int64_t node_timeout_s; /* a node unseen this long is lost; its leases are released */
 	uint64_t requests;
+	srv_route_stats route_stats[SRV_ROUTES_MAX + 1]; /* the last one: no route matched */
+	uint64_t latency[SRV_LATENCY_BUCKETS + 1];      /* cumulative histogram, +Inf last */
 } srv_ctx;
 
 /* One request as handlers see it. */
@@ -46,11 +58,32 @@ typedef struct srv_req {
 	int64_t now;
 	int status;      /* success status; 200 unless the handler sets 201 */
 	json_t *reply;   /* set by the handler on success; the dispatcher sends and frees it */
+	char *text;      /* or a text reply (malloc'd, freed by the dispatcher)... */
+	const unsigned char *raw; /* ...or static bytes (an embedded file) */
+	size_t raw_len;
+	const char *content_type; /* for text and raw replies */
 	char why[256];   /* on error: the message the client sees */
 } srv_req;
 
 /* A handler returns TS_OK with r->reply set, or an error with r->why filled in. */
 typedef ts_err (*srv_handler)(srv_ctx *ctx, srv_req *r);
+
+enum srv_body { BODY_NONE = 0, BODY_JSON = 1, BODY_OPTIONAL = 2 };
+
+/* A row of the route table: every check a route needs is read from it before its handler runs. */
+typedef struct srv_route {
+	enum evhttp_cmd_type method;
+	const char *path; /* "{id}" matches one positive integer segment */
+	srv_handler handler;
+	int roles;        /* enum srv_role bits, or ROLE_ANY */
+	enum srv_body body;
+} srv_route;
+
+/* The route table (for tests and metrics); *n gets its length. */
+const srv_route *srv_http_routes(size_t *n);
+
+/* The latency histogram's upper bounds in seconds. */
+extern const double srv_latency_bounds[SRV_LATENCY_BUCKETS];
 
 /* Binds host:port (port 0: any free port, stored in ctx->port) and serves on ctx->base. */
 ts_err srv_http_start(srv_ctx *ctx, const char *host, int port);
@@ -71,5 +104,23 @@ ts_err api_node_enable(srv_ctx *ctx, srv_req *r);
 ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r);
 ts_err api_work_fetch(srv_ctx *ctx, srv_req *r);
 ts_err api_work_report(srv_ctx *ctx, srv_req *r);
+ts_err api_me(srv_ctx *ctx, srv_req *r);
+ts_err api_logout(srv_ctx *ctx, srv_req *r);
+ts_err api_user_list(srv_ctx *ctx, srv_req *r);
+ts_err api_user_add(srv_ctx *ctx, srv_req *r);
+ts_err api_user_disable(srv_ctx *ctx, srv_req *r);
+ts_err api_user_enable(srv_ctx *ctx, srv_req *r);
+ts_err api_user_password(srv_ctx *ctx, srv_req *r);
+ts_err api_user_delete(srv_ctx *ctx, srv_req *r);
+ts_err api_token_list(srv_ctx *ctx, srv_req *r);
+ts_err api_token_create(srv_ctx *ctx, srv_req *r);
+ts_err api_token_revoke(srv_ctx *ctx, srv_req *r);
+ts_err api_enroll_list(srv_ctx *ctx, srv_req *r);
+ts_err api_enroll_revoke(srv_ctx *ctx, srv_req *r);
+ts_err api_stats(srv_ctx *ctx, srv_req *r);
+ts_err api_job_units(srv_ctx *ctx, srv_req *r);
+ts_err api_metrics(srv_ctx *ctx, srv_req *r);
+/* Serves an embedded web/ file for a GET path, or TS_ERR_NOT_FOUND. */
+ts_err srv_assets_serve(const char *path, srv_req *r);
 
 #endif

@@ -416,3 +416,14 @@ json_t *th_report(const th_server *s, const char *node_token, int64_t unit, uint
 	cr_assert_eq(status, 200, "report: HTTP %ld", status);
 	return reply;
 }
+
+void th_db_exec(const th_server *s, const char *sql)
+{
+	char path[400], *err = NULL;
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/tessera.db", s->data);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
+	sqlite3_close(db);
+}

@@ -1,0 +1,218 @@
+/* srv_stats: what the dashboard and operators watch: /api/v1/stats, a job's units, /metrics. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+#include "srv_http.h"
+#include "srv_view.h"
+#include "ts_util.h"
+
+#define RATE_WINDOW_S 60
+
+ts_err api_stats(srv_ctx *ctx, srv_req *r)
+{
+	json_t *jobs = json_pack("{s:i,s:i,s:i,s:i,s:i}", "queued", 0, "running", 0, "done", 0,
+				 "failed", 0, "cancelled", 0);
+	json_t *failures = json_array();
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_STATS_NODES);
+	sqlite3_bind_int64(st, 1, r->now - ctx->node_timeout_s);
+	json_t *nodes = sqlite3_step(st) == SQLITE_ROW
+		? json_pack("{s:I,s:I,s:I,s:I}", "online", (json_int_t)sqlite3_column_int64(st, 0), "lost",
+			    (json_int_t)sqlite3_column_int64(st, 1), "disabled",
+			    (json_int_t)sqlite3_column_int64(st, 2), "cores_online",
+			    (json_int_t)sqlite3_column_int64(st, 3))
+		: json_object();
+	sqlite3_reset(st);
+	st = srv_db_stmt(ctx->db, Q_STATS_JOBS);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_object_set_new(jobs, (const char *)sqlite3_column_text(st, 0),
+				    json_integer(sqlite3_column_int64(st, 1)));
+	sqlite3_reset(st);
+	st = srv_db_stmt(ctx->db, Q_STATS_RATE);
+	sqlite3_bind_int64(st, 1, r->now - RATE_WINDOW_S);
+	double units = 0, indices = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		units = (double)sqlite3_column_int64(st, 0);
+		indices = sqlite3_column_double(st, 1);
+	}
+	sqlite3_reset(st);
+	st = srv_db_stmt(ctx->db, Q_STATS_FAILURES);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(failures, json_pack("{s:I,s:s?,s:I}", "job_id",
+			(json_int_t)sqlite3_column_int64(st, 0), "error",
+			(const char *)sqlite3_column_text(st, 1), "finished_at",
+			(json_int_t)sqlite3_column_int64(st, 2)));
+	sqlite3_reset(st);
+	r->reply = json_pack("{s:o,s:o,s:{s:f,s:f,s:i},s:o}", "nodes", nodes, "jobs", jobs, "rate",
+			     "units_per_s", units / RATE_WINDOW_S, "indices_per_s", indices / RATE_WINDOW_S,
+			     "window_s", RATE_WINDOW_S, "recent_failures", failures);
+	return r->reply ? TS_OK : TS_ERR_NOMEM;
+}
+
+ts_err api_job_units(srv_ctx *ctx, srv_req *r)
+{
+	int64_t owner = 0;
+	json_t *job = NULL;
+	ts_err result = srv_view_job(ctx->db, r->id, 0, r->now, &job, &owner);
+	if (result == TS_ERR_NOT_FOUND)
+		snprintf(r->why, sizeof(r->why), "no job %lld", (long long)r->id);
+	if (result)
+		return result;
+	const kern *k = kern_find(json_string_value(json_object_get(job, "kernel")));
+	json_decref(job);
+	if (r->who.role != ROLE_ADMIN && owner != r->who.user_id) {
+		snprintf(r->why, sizeof(r->why), "job %lld is not yours", (long long)r->id);
+		return TS_ERR_FORBIDDEN;
+	}
+	if (!k)
+		return TS_ERR_INTERNAL;
+	json_t *units = json_array();
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_JOB_UNITS);
+	sqlite3_bind_int64(st, 1, r->id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		kern_partial p = {{(uint64_t)sqlite3_column_int64(st, 3), (uint64_t)sqlite3_column_int64(st, 4)}};
+		const char *node = (const char *)sqlite3_column_text(st, 5);
+		/* Newest first from the store (to keep the latest 5000); the page wants them in order. */
+		json_array_insert_new(units, 0, json_pack("{s:I,s:I,s:I,s:o,s:s?,s:I}", "seq",
+			(json_int_t)sqlite3_column_int64(st, 0), "start", (json_int_t)sqlite3_column_int64(st, 1),
+			"count", (json_int_t)sqlite3_column_int64(st, 2), "result", k->partial_to_json(&p),
+			"node", node, "valid_at", (json_int_t)sqlite3_column_int64(st, 6)));
+	}
+	sqlite3_reset(st);
+	r->reply = json_pack("{s:o}", "units", units);
+	return TS_OK;
+}
+
+/* A growable text buffer for the metrics page. */
+struct text {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->failed = 1;
+			return;
+		}
+		if (t->p && t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = (t->cap ? t->cap * 2 : 8192) + (size_t)n;
+		char *grown = realloc(t->p, cap);
+		if (!grown) {
+			t->failed = 1;
+			return;
+		}
+		t->p = grown;
+		t->cap = cap;
+	}
+}
+
+static const char *const method_names[] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS",
+					   "TRACE", "CONNECT", "PATCH"};
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	for (size_t i = 0; i < TS_ARRAY_LEN(method_names); i++)
+		if ((int)m == 1 << i)
+			return method_names[i];
+	return "OTHER";
+}
+
+/* Writes "name{label="value"} count" rows of a two-column statement. */
+static void metric_rows(srv_ctx *ctx, struct text *t, enum srv_stmt q, const char *name,
+			const char *label, const char *const *names)
+{
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, q);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char num[24];
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		if (names) {
+			int i = sqlite3_column_int(st, 0);
+			snprintf(num, sizeof(num), "%d", i);
+			v = i >= 1 && i <= 4 ? names[i] : num;
+		}
+		text_add(t, "%s{%s=\"%s\"} %lld\n", name, label, v, (long long)sqlite3_column_int64(st, 1));
+	}
+	sqlite3_reset(st);
+}
+
+ts_err api_metrics(srv_ctx *ctx, srv_req *r)
+{
+	static const char *const unit_states[] = {NULL, "open", "valid", "dropped", "failed"};
+	struct text t = {0};
+	size_t n;
+	const srv_route *routes = srv_http_routes(&n);
+
+	text_add(&t, "# HELP tessera_jobs Jobs by state.\n# TYPE tessera_jobs gauge\n");
+	metric_rows(ctx, &t, Q_STATS_JOBS, "tessera_jobs", "state", NULL);
+	text_add(&t, "# HELP tessera_units Units handed out at least once, by state.\n# TYPE tessera_units gauge\n");
+	metric_rows(ctx, &t, Q_STATS_UNITS, "tessera_units", "state", unit_states);
+	text_add(&t, "# HELP tessera_units_unissued Units of open jobs not handed out yet.\n"
+		     "# TYPE tessera_units_unissued gauge\ntessera_units_unissued %lld\n",
+		 (long long)SRV_QUERY_INT(ctx->db, Q_STATS_PENDING, 0, 0));
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_STATS_NODES);
+	sqlite3_bind_int64(st, 1, r->now - ctx->node_timeout_s);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		text_add(&t, "# HELP tessera_nodes Nodes by state.\n# TYPE tessera_nodes gauge\n"
+			     "tessera_nodes{state=\"online\"} %lld\ntessera_nodes{state=\"lost\"} %lld\n"
+			     "tessera_nodes{state=\"disabled\"} %lld\n"
+			     "# HELP tessera_cores_online Cores of online nodes.\n# TYPE tessera_cores_online gauge\n"
+			     "tessera_cores_online %lld\n",
+			 (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
+			 (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3));
+	sqlite3_reset(st);
+
+	text_add(&t, "# HELP tessera_http_requests_total Requests by route and status class.\n"
+		     "# TYPE tessera_http_requests_total counter\n");
+	for (size_t i = 0; i <= n; i++) {
+		const char *path = i < n ? routes[i].path : "unmatched";
+		const char *method = i < n ? method_name(routes[i].method) : "ANY";
+		for (int c = 1; c <= 5; c++)
+			if (ctx->route_stats[i < n ? i : SRV_ROUTES_MAX].by_class[c])
+				text_add(&t, "tessera_http_requests_total{method=\"%s\",route=\"%s\",code=\"%dxx\"} %llu\n",
+					 method, path, c,
+					 (unsigned long long)ctx->route_stats[i < n ? i : SRV_ROUTES_MAX].by_class[c]);
+	}
+	text_add(&t, "# HELP tessera_http_request_seconds_total Time spent serving, by route.\n"
+		     "# TYPE tessera_http_request_seconds_total counter\n");
+	for (size_t i = 0; i < n; i++)
+		if (ctx->route_stats[i].seconds > 0)
+			text_add(&t, "tessera_http_request_seconds_total{method=\"%s\",route=\"%s\"} %.6f\n",
+				 method_name(routes[i].method), routes[i].path, ctx->route_stats[i].seconds);
+	text_add(&t, "# HELP tessera_http_request_duration_seconds Request latency.\n"
+		     "# TYPE tessera_http_request_duration_seconds histogram\n");
+	uint64_t cum = 0;
+	double sum = 0;
+	for (size_t i = 0; i <= SRV_ROUTES_MAX; i++)
+		sum += ctx->route_stats[i].seconds;
+	for (int b = 0; b < SRV_LATENCY_BUCKETS; b++) {
+		cum += ctx->latency[b];
+		text_add(&t, "tessera_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			 srv_latency_bounds[b], (unsigned long long)cum);
+	}
+	cum += ctx->latency[SRV_LATENCY_BUCKETS];
+	text_add(&t, "tessera_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+		     "tessera_http_request_duration_seconds_sum %.6f\n"
+		     "tessera_http_request_duration_seconds_count %llu\n",
+		 (unsigned long long)cum, sum, (unsigned long long)cum);
+	if (t.failed) {
+		free(t.p);
+		return TS_ERR_NOMEM;
+	}
+	r->text = t.p;
+	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	return TS_OK;
+}

@@ -1,0 +1,305 @@
+/* srv_users: accounts and tokens: me, logout, users (admin), API tokens, enrollment tokens. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv_http.h"
+#include "srv_json.h"
+#include "ts_token.h"
+#include "ts_util.h"
+
+#define TOKEN_TTL_MAX_S 31536000
+
+static json_t *user_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:I,s:s,s:s,s:b,s:I,s:I}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+			 "username", (const char *)sqlite3_column_text(st, 1), "role",
+			 (const char *)sqlite3_column_text(st, 2), "disabled", sqlite3_column_int(st, 3),
+			 "created_at", (json_int_t)sqlite3_column_int64(st, 4), "jobs",
+			 (json_int_t)sqlite3_column_int64(st, 5));
+}
+
+/* The user's view into r->reply; TS_ERR_NOT_FOUND with a message if there is none. */
+static ts_err user_reply(srv_ctx *ctx, srv_req *r, int64_t id)
+{
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_USER_GET);
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r->reply = user_row(st);
+	sqlite3_reset(st);
+	if (r->reply)
+		return TS_OK;
+	snprintf(r->why, sizeof(r->why), "no user %lld", (long long)id);
+	return TS_ERR_NOT_FOUND;
+}
+
+ts_err api_me(srv_ctx *ctx, srv_req *r)
+{
+	r->reply = json_pack("{s:I,s:s,s:s,s:o}", "id", (json_int_t)r->who.user_id, "username",
+			     r->who.name, "role", r->who.role == ROLE_ADMIN ? "admin" : "user", "expires_at",
+			     r->who.expires_at ? json_integer(r->who.expires_at) : json_null());
+	return TS_OK;
+}
+
+ts_err api_logout(srv_ctx *ctx, srv_req *r)
+{
+	ts_err result = SRV_EXEC(ctx->db, Q_TOKEN_REVOKE, r->who.token_id);
+	if (!result)
+		r->reply = json_pack("{s:b}", "ok", 1);
+	return result;
+}
+
+ts_err api_user_list(srv_ctx *ctx, srv_req *r)
+{
+	json_t *users = json_array();
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_USER_LIST);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(users, user_row(st));
+	sqlite3_reset(st);
+	r->reply = json_pack("{s:o}", "users", users);
+	return TS_OK;
+}
+
+/* User names: letters, digits and . _ - so they are safe in logs, pages and shells. */
+static int name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 1 || n > 64)
+		return 0;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+ts_err api_user_add(srv_ctx *ctx, srv_req *r)
+{
+	static const srv_field fields[] = {
+		{"username", F_STR, 1, 1, 64},
+		{"password", F_STR, 1, 8, 1024},
+		{"role", F_STR, 0, 4, 5},
+	};
+	char hash[SRV_PW_HASH_MAX];
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	const char *name = json_string_value(json_object_get(r->body, "username"));
+	json_t *jrole = json_object_get(r->body, "role");
+	const char *role = jrole ? json_string_value(jrole) : "user";
+	if (!name_ok(name)) {
+		snprintf(r->why, sizeof(r->why), "user names use letters, digits, '.', '_' and '-'");
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0) {
+		snprintf(r->why, sizeof(r->why), "role must be 'user' or 'admin'");
+		return TS_ERR_BAD_REQUEST;
+	}
+	result = srv_auth_hash_password(json_string_value(json_object_get(r->body, "password")), hash);
+	if (result)
+		return result;
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_USER_INSERT);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, role, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, r->now);
+	result = srv_db_exec(ctx->db, st);
+	if (result == TS_ERR_CONFLICT)
+		snprintf(r->why, sizeof(r->why), "user '%s' exists", name);
+	if (result)
+		return result;
+	if (!ctx->quiet)
+		fprintf(stderr, "user %s (%s) added by %s\n", name, role, r->who.name);
+	r->status = 201;
+	return user_reply(ctx, r, sqlite3_last_insert_rowid(srv_db_handle(ctx->db)));
+}
+
+/* Refuses to leave the grid without an active admin. */
+static ts_err keep_an_admin(srv_ctx *ctx, srv_req *r)
+{
+	if (SRV_QUERY_INT(ctx->db, Q_USER_OTHER_ADMINS, 0, r->id) > 0)
+		return TS_OK;
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_USER_GET);
+	sqlite3_bind_int64(st, 1, r->id);
+	int is_admin = sqlite3_step(st) == SQLITE_ROW &&
+		       strcmp((const char *)sqlite3_column_text(st, 2), "admin") == 0;
+	sqlite3_reset(st);
+	if (!is_admin)
+		return TS_OK;
+	snprintf(r->why, sizeof(r->why), "this is the last active admin");
+	return TS_ERR_CONFLICT;
+}
+
+static ts_err user_set_disabled(srv_ctx *ctx, srv_req *r, int disabled)
+{
+	ts_err result = user_reply(ctx, r, r->id);
+	if (result)
+		return result;
+	json_decref(r->reply);
+	r->reply = NULL;
+	if (disabled && (result = keep_an_admin(ctx, r)))
+		return result;
+	result = SRV_EXEC(ctx->db, Q_USER_SET_DISABLED, r->id, disabled);
+	return result ? result : user_reply(ctx, r, r->id);
+}
+
+ts_err api_user_disable(srv_ctx *ctx, srv_req *r)
+{
+	return user_set_disabled(ctx, r, 1);
+}
+
+ts_err api_user_enable(srv_ctx *ctx, srv_req *r)
+{
+	return user_set_disabled(ctx, r, 0);
+}
+
+ts_err api_user_password(srv_ctx *ctx, srv_req *r)
+{
+	static const srv_field fields[] = {
+		{"password", F_STR, 1, 8, 1024},
+	};
+	char hash[SRV_PW_HASH_MAX];
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	if (r->who.role != ROLE_ADMIN && r->id != r->who.user_id) {
+		snprintf(r->why, sizeof(r->why), "only admins change other users' passwords");
+		return TS_ERR_FORBIDDEN;
+	}
+	result = user_reply(ctx, r, r->id);
+	if (result)
+		return result;
+	json_decref(r->reply);
+	r->reply = NULL;
+	result = srv_auth_hash_password(json_string_value(json_object_get(r->body, "password")), hash);
+	if (result)
+		return result;
+	result = srv_db_begin(ctx->db);
+	if (result)
+		return result;
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_USER_SET_PASSWORD);
+	sqlite3_bind_int64(st, 1, r->id);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+	result = srv_db_exec(ctx->db, st);
+	/* A new password ends the user's other sessions (a stolen one among them). */
+	if (!result)
+		result = SRV_EXEC(ctx->db, Q_TOKEN_REVOKE_USER, r->id, r->who.token_id);
+	if (!result)
+		result = srv_db_commit(ctx->db);
+	return result ? result : user_reply(ctx, r, r->id);
+}
+
+ts_err api_user_delete(srv_ctx *ctx, srv_req *r)
+{
+	int64_t jobs[256];
+	int n = 0;
+	ts_err result = user_reply(ctx, r, r->id);
+	if (result)
+		return result;
+	json_decref(r->reply);
+	r->reply = NULL;
+	if ((result = keep_an_admin(ctx, r)))
+		return result;
+	if ((result = srv_db_begin(ctx->db)))
+		return result;
+	/* The user's tokens die with it and its open jobs stop handing out work. */
+	result = SRV_EXEC(ctx->db, Q_TOKEN_REVOKE_USER, r->id, 0);
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_USER_OPEN_JOBS);
+	sqlite3_bind_int64(st, 1, r->id);
+	while (n < 256 && sqlite3_step(st) == SQLITE_ROW)
+		jobs[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	for (int i = 0; i < n && !result; i++) {
+		result = SRV_EXEC(ctx->db, Q_JOB_CANCEL, jobs[i], r->now);
+		if (!result)
+			result = SRV_EXEC(ctx->db, Q_UNIT_DROP_JOB, jobs[i]);
+		if (!result)
+			result = SRV_EXEC(ctx->db, Q_REPLICA_DROP_JOB, jobs[i]);
+	}
+	if (!result)
+		result = SRV_EXEC(ctx->db, Q_USER_DELETE, r->id);
+	if (!result)
+		result = srv_db_commit(ctx->db);
+	if (result)
+		return result;
+	r->reply = json_pack("{s:b}", "ok", 1);
+	return TS_OK;
+}
+
+ts_err api_token_list(srv_ctx *ctx, srv_req *r)
+{
+	json_t *tokens = json_array();
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_TOKEN_LIST);
+	sqlite3_bind_int64(st, 1, r->who.user_id);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(tokens, json_pack("{s:I,s:s,s:I,s:I,s:b}", "id",
+			(json_int_t)sqlite3_column_int64(st, 0), "name",
+			(const char *)sqlite3_column_text(st, 1), "created_at",
+			(json_int_t)sqlite3_column_int64(st, 2), "expires_at",
+			(json_int_t)sqlite3_column_int64(st, 3), "revoked", sqlite3_column_int(st, 4)));
+	sqlite3_reset(st);
+	r->reply = json_pack("{s:o}", "tokens", tokens);
+	return TS_OK;
+}
+
+ts_err api_token_create(srv_ctx *ctx, srv_req *r)
+{
+	static const srv_field fields[] = {
+		{"name", F_STR, 1, 1, 64},
+		{"ttl_s", F_INT, 0, 60, TOKEN_TTL_MAX_S},
+	};
+	char token[TS_TOKEN_MAX];
+	int64_t id;
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	const char *name = json_string_value(json_object_get(r->body, "name"));
+	int64_t expires = r->now + srv_json_int(r->body, "ttl_s", 90 * 86400);
+	result = srv_auth_issue_named(ctx->db, "api", r->who.user_id, name, expires, r->now, token, &id);
+	if (result)
+		return result;
+	r->status = 201;
+	r->reply = json_pack("{s:I,s:s,s:s,s:I}", "id", (json_int_t)id, "name", name, "token", token,
+			     "expires_at", (json_int_t)expires);
+	return TS_OK;
+}
+
+/* Revokes token r->id of one of the kinds in `kind`, if the caller may. */
+static ts_err token_revoke(srv_ctx *ctx, srv_req *r, const char *kind)
+{
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_TOKEN_GET);
+	sqlite3_bind_int64(st, 1, r->id);
+	int found = sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 1), kind) == 0;
+	int64_t owner = found ? sqlite3_column_int64(st, 2) : 0;
+	sqlite3_reset(st);
+	if (!found || (r->who.role != ROLE_ADMIN && owner != r->who.user_id)) {
+		/* Someone else's token looks the same as none: ids are not secrets, but no need to say. */
+		snprintf(r->why, sizeof(r->why), "no such token");
+		return TS_ERR_NOT_FOUND;
+	}
+	ts_err result = SRV_EXEC(ctx->db, Q_TOKEN_REVOKE, r->id);
+	if (!result)
+		r->reply = json_pack("{s:b}", "ok", 1);
+	return result;
+}
+
+ts_err api_token_revoke(srv_ctx *ctx, srv_req *r)
+{
+	return token_revoke(ctx, r, "api");
+}
+
+ts_err api_enroll_list(srv_ctx *ctx, srv_req *r)
+{
+	json_t *tokens = json_array();
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_ENROLL_LIST);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(tokens, json_pack("{s:I,s:I,s:I,s:b,s:I}", "id",
+			(json_int_t)sqlite3_column_int64(st, 0), "uses_left",
+			(json_int_t)sqlite3_column_int64(st, 1), "expires_at",
+			(json_int_t)sqlite3_column_int64(st, 2), "revoked", sqlite3_column_int(st, 3),
+			"created_at", (json_int_t)sqlite3_column_int64(st, 4)));
+	sqlite3_reset(st);
+	r->reply = json_pack("{s:o}", "tokens", tokens);
+	return TS_OK;
+}
+
+ts_err api_enroll_revoke(srv_ctx *ctx, srv_req *r)
+{
+	return token_revoke(ctx, r, "enroll");
+}
