@@ -203,8 +203,11 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 		evhttp_add_header(h, "X-Frame-Options", "DENY");
 		evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 	}
-	if (status == 429)
-		evhttp_add_header(h, "Retry-After", "1");
+	if (status == 429) {
+		char secs[24];
+		snprintf(secs, sizeof(secs), "%d", r->retry_after > 1 ? (int)(r->retry_after + 0.999) : 1);
+		evhttp_add_header(h, "Retry-After", secs);
+	}
 	if (body && buf && reply_body(buf, body, len, accepts_gzip(ev)))
 		evhttp_add_header(h, "Content-Encoding", "gzip");
 	evhttp_send_reply(ev, status, NULL, buf);
@@ -229,6 +232,31 @@ static void count_request(srv_ctx *ctx, size_t route, int status, double seconds
 	while (b < SRV_LATENCY_BUCKETS && seconds > srv_latency_bounds[b])
 		b++;
 	ctx->latency[b]++;
+}
+
+/* Rate limits: per address on every route (stricter for login and enroll, which cost a KDF or
+ * hand out credentials), then per token once the caller is known. */
+static ts_err rate_limit(srv_ctx *ctx, srv_limiter *l, const void *key, size_t len, srv_req *r)
+{
+	double wait = srv_limiter_take(l, key, len, ts_mono());
+	if (wait <= 0)
+		return TS_OK;
+	r->retry_after = wait;
+	snprintf(r->why, sizeof(r->why), "too many requests; retry in %.1f s", wait);
+	return TS_ERR_RATE_LIMITED;
+}
+
+static ts_err limit_address(srv_ctx *ctx, struct evhttp_request *ev, const srv_route *route, srv_req *r)
+{
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(evhttp_request_get_connection(ev), &host, &port);
+	if (!host)
+		return TS_OK;
+	ts_err result = rate_limit(ctx, ctx->lim_addr, host, strlen(host), r);
+	if (!result && route && (route->handler == api_login || route->handler == api_node_enroll))
+		result = rate_limit(ctx, ctx->lim_login, host, strlen(host), r);
+	return result;
 }
 
 static void dispatch(struct evhttp_request *ev, void *arg)
@@ -257,6 +285,9 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 		result = TS_OK;
 		goto out;
 	}
+	result = limit_address(ctx, ev, route, &r);
+	if (result)
+		goto out;
 	if (!route) {
 		result = path_known ? TS_ERR_METHOD : TS_ERR_NOT_FOUND;
 		snprintf(r.why, sizeof(r.why), path_known ? "method not allowed here" : "no such route");
@@ -270,6 +301,9 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 				 "this account is disabled" : "a valid bearer token is required");
 			goto out;
 		}
+		result = rate_limit(ctx, ctx->lim_token, &r.who.token_id, sizeof(r.who.token_id), &r);
+		if (result)
+			goto out;
 		if (!(r.who.role & route->roles)) {
 			result = TS_ERR_FORBIDDEN;
 			snprintf(r.why, sizeof(r.why), "this token may not use %s", route->path);
@@ -299,6 +333,8 @@ out:
 		r.reply = error_json(result, r.why);
 	}
 	send_reply(ev, r.status, &r);
+	srv_conns_done(ctx->conns, bufferevent_getfd(evhttp_connection_get_bufferevent(
+					   evhttp_request_get_connection(ev))), ts_mono());
 	count_request(ctx, route ? (size_t)(route - routes) : SRV_ROUTES_MAX, r.status, ts_mono() - t0);
 	json_decref(r.reply);
 	free(r.text);
@@ -310,25 +346,37 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 {
 	srv_ctx *ctx = arg;
 	SSL *ssl = SSL_new(ctx->ssl);
-	if (!ssl)
-		return NULL;
-	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-								 BEV_OPT_CLOSE_ON_FREE);
-	if (bev)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								       BEV_OPT_CLOSE_ON_FREE) : NULL;
+	if (!bev) {
+		/* evhttp would fall back to plaintext on NULL: never serve the API without TLS. */
+		fprintf(stderr, "%s: out of memory for a TLS connection\n", __func__);
+		abort();
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	srv_conns_add(ctx->conns, bev, ts_mono());
 	return bev;
 }
 
 ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 {
+	const srv_config *cfg = &ctx->cfg;
+	srv_conn_limits lim = {(size_t)cfg->max_connections, (size_t)cfg->max_conns_per_addr,
+			       (double)cfg->request_timeout_s, (double)cfg->idle_timeout_s};
+	uint64_t seed = 0;
+	ts_random(&seed, sizeof(seed));
+	ctx->conns = srv_conns_new(&lim);
+	ctx->lim_addr = srv_limiter_new(16384, (double)cfg->rate_limit, 2.0 * (double)cfg->rate_limit, seed);
+	ctx->lim_token = srv_limiter_new(16384, (double)cfg->rate_limit, 2.0 * (double)cfg->rate_limit, seed + 1);
+	ctx->lim_login = srv_limiter_new(4096, (double)cfg->login_rate / 60.0, (double)cfg->login_rate, seed + 2);
 	ctx->http = evhttp_new(ctx->base);
-	if (!ctx->http)
+	if (!ctx->http || !ctx->conns || !ctx->lim_addr || !ctx->lim_token || !ctx->lim_login)
 		return TS_ERR_NOMEM;
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
 	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY_HARD);
 	evhttp_set_max_headers_size(ctx->http, SRV_MAX_HEADERS);
-	evhttp_set_timeout(ctx->http, SRV_IDLE_TIMEOUT_S);
+	evhttp_set_timeout(ctx->http, (int)(cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : SRV_IDLE_TIMEOUT_S));
 	evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
 						   EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
 						   EVHTTP_REQ_OPTIONS);
@@ -349,9 +397,22 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 	return TS_OK;
 }
 
+void srv_http_sweep(srv_ctx *ctx)
+{
+	int shut = srv_conns_sweep(ctx->conns, ts_mono());
+	if (shut && !ctx->quiet)
+		fprintf(stderr, "closed %d slow or excess connections\n", shut);
+}
+
 void srv_http_stop(srv_ctx *ctx)
 {
 	if (ctx->http)
 		evhttp_free(ctx->http);
 	ctx->http = NULL;
+	srv_conns_free(ctx->conns);
+	srv_limiter_free(ctx->lim_addr);
+	srv_limiter_free(ctx->lim_token);
+	srv_limiter_free(ctx->lim_login);
+	ctx->conns = NULL;
+	ctx->lim_addr = ctx->lim_token = ctx->lim_login = NULL;
 }

@@ -13,7 +13,9 @@
 #include <openssl/ssl.h>
 
 #include "srv_auth.h"
+#include "srv_conn.h"
 #include "srv_db.h"
+#include "srv_limit.h"
 #include "ts_err.h"
 
 #define SRV_MAX_BODY (1 << 20)      /* bytes, plain or inflated */
@@ -33,6 +35,17 @@ typedef struct srv_route_stats {
 	double seconds;       /* total time in the handler and reply */
 } srv_route_stats;
 
+/* Settings of `tessera-server run` (the option table in srv_main.c gives defaults and ranges). */
+typedef struct srv_config {
+	int64_t node_timeout_s;     /* a node unseen this long is lost; its leases are released */
+	int64_t rate_limit;         /* requests per second per address and per token; 0: off */
+	int64_t login_rate;         /* login and enroll attempts per minute per address; 0: off */
+	int64_t max_connections;
+	int64_t max_conns_per_addr;
+	int64_t request_timeout_s;  /* accept to first complete request */
+	int64_t idle_timeout_s;     /* between requests on a kept-alive connection */
+} srv_config;
+
 /* The server's one context, passed to every callback. */
 typedef struct srv_ctx {
 	struct event_base *base;
@@ -43,7 +56,10 @@ typedef struct srv_ctx {
 	unsigned char pin[32];
 	int port;
 	int quiet;
-	int64_t node_timeout_s; /* a node unseen this long is lost; its leases are released */
+	int64_t node_timeout_s; /* = cfg.node_timeout_s */
+	srv_config cfg;
+	srv_conns *conns;
+	srv_limiter *lim_addr, *lim_token, *lim_login;
 	uint64_t requests;
 	srv_route_stats route_stats[SRV_ROUTES_MAX + 1]; /* the last one: no route matched */
 	uint64_t latency[SRV_LATENCY_BUCKETS + 1];      /* cumulative histogram, +Inf last */
@@ -62,6 +78,7 @@ typedef struct srv_req {
 	const unsigned char *raw; /* ...or static bytes (an embedded file) */
 	size_t raw_len;
 	const char *content_type; /* for text and raw replies */
+	double retry_after; /* seconds, with TS_ERR_RATE_LIMITED */
 	char why[256];   /* on error: the message the client sees */
 } srv_req;
 
@@ -85,8 +102,11 @@ const srv_route *srv_http_routes(size_t *n);
 /* The latency histogram's upper bounds in seconds. */
 extern const double srv_latency_bounds[SRV_LATENCY_BUCKETS];
 
-/* Binds host:port (port 0: any free port, stored in ctx->port) and serves on ctx->base. */
+/* Binds host:port (port 0: any free port, stored in ctx->port) and serves on ctx->base with
+ * the limits of ctx->cfg. */
 ts_err srv_http_start(srv_ctx *ctx, const char *host, int port);
+/* Polices connections (deadlines and caps); run from a timer about once a second. */
+void srv_http_sweep(srv_ctx *ctx);
 void srv_http_stop(srv_ctx *ctx);
 
 /* Handlers (srv_api.c, srv_work.c). */

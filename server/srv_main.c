@@ -1,5 +1,8 @@
 /* tessera-server: init a data dir, run the HTTPS server, print the pin. */
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +21,6 @@
 #include "ts_util.h"
 
 #define DEFAULT_PORT 8443
-#define DEFAULT_NODE_TIMEOUT_S 120
 
 static const char usage_main[] =
 	"usage: tessera-server COMMAND [options]\n"
@@ -42,12 +44,12 @@ static const char usage_init[] =
 	"  user NAME (default 'admin'). Prints the pin that clients need and the admin password\n"
 	"  unless $TESSERA_ADMIN_PASSWORD gave it.\n";
 static const char usage_run[] =
-	"usage: tessera-server run --data DIR [--listen HOST:PORT] [--node-timeout S] [--quiet]\n"
-	"  Serves the API over HTTPS until SIGINT or SIGTERM.\n"
-	"  --listen HOST:PORT   default 0.0.0.0:8443; port 0 picks a free one (see DIR/server.port)\n"
-	"  --node-timeout S     a node silent this long is lost and its leases go elsewhere\n"
-	"                       (default 120, 2..86400); clients heartbeat well within it\n"
-	"  --quiet              log only errors\n";
+	"usage: tessera-server run --data DIR [--listen HOST:PORT] [--user NAME] [--quiet] [limits]\n"
+	"  Serves the API and the dashboard over HTTPS until SIGINT or SIGTERM.\n"
+	"  --listen HOST:PORT          default 0.0.0.0:8443; port 0 picks a free one (DIR/server.port)\n"
+	"  --user NAME                 when started as root: drop to this user after binding\n"
+	"  --quiet                     log only errors\n"
+	"limits (default, range):\n";
 static const char usage_pin[] =
 	"usage: tessera-server pin --data DIR\n"
 	"  Prints the pin (sha256//base64 of the server's public key).\n";
@@ -56,9 +58,59 @@ struct opts {
 	const char *data;
 	const char *admin;
 	const char *listen;
-	const char *node_timeout;
+	const char *user;
 	int quiet;
+	srv_config cfg;
 };
+
+/* The numeric settings of run: one row each, parsed and range-checked by one loop. */
+static const struct config_row {
+	const char *name;
+	size_t offset;
+	int64_t def, min, max;
+	const char *help;
+} config_rows[] = {
+	{"node-timeout", offsetof(srv_config, node_timeout_s), 120, 2, 86400,
+	 "seconds a silent node keeps its leases"},
+	{"rate-limit", offsetof(srv_config, rate_limit), 200, 0, 1000000,
+	 "requests/s per address and per token (0: off)"},
+	{"login-rate", offsetof(srv_config, login_rate), 30, 0, 100000,
+	 "login and enroll attempts per minute per address (0: off)"},
+	{"max-connections", offsetof(srv_config, max_connections), 4096, 1, 1000000,
+	 "open connections"},
+	{"max-connections-per-address", offsetof(srv_config, max_conns_per_addr), 512, 1, 1000000,
+	 "open connections from one address"},
+	{"request-timeout", offsetof(srv_config, request_timeout_s), 20, 1, 3600,
+	 "seconds from connect to the first complete request"},
+	{"idle-timeout", offsetof(srv_config, idle_timeout_s), 60, 1, 3600,
+	 "seconds a kept-alive connection may wait for its next request"},
+};
+
+static void config_defaults(srv_config *cfg)
+{
+	for (size_t i = 0; i < TS_ARRAY_LEN(config_rows); i++)
+		*(int64_t *)((char *)cfg + config_rows[i].offset) = config_rows[i].def;
+}
+
+static int config_set(srv_config *cfg, size_t row, const char *value)
+{
+	const struct config_row *c = &config_rows[row];
+	uint64_t v;
+	if (ts_parse_u64(value, &v) || (int64_t)v < c->min || (int64_t)v > c->max) {
+		fprintf(stderr, "tessera-server: --%s wants %lld..%lld, got '%s'\n", c->name,
+			(long long)c->min, (long long)c->max, value);
+		return 2;
+	}
+	*(int64_t *)((char *)cfg + c->offset) = (int64_t)v;
+	return 0;
+}
+
+static void usage_limits(FILE *f)
+{
+	for (size_t i = 0; i < TS_ARRAY_LEN(config_rows); i++)
+		fprintf(f, "  --%-26s %s (%lld, %lld..%lld)\n", config_rows[i].name, config_rows[i].help,
+			(long long)config_rows[i].def, (long long)config_rows[i].min, (long long)config_rows[i].max);
+}
 
 static void data_path(char *out, size_t n, const char *dir, const char *file)
 {
@@ -68,26 +120,44 @@ static void data_path(char *out, size_t n, const char *dir, const char *file)
 /* Parses the options every command shares; returns 0, or the exit code to stop with. */
 static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 {
-	static const struct option longopts[] = {
+	enum { OPT_CONFIG = 256 };
+	struct option longopts[16 + TS_ARRAY_LEN(config_rows)] = {
 		{"data", required_argument, NULL, 'd'},
 		{"admin", required_argument, NULL, 'a'},
 		{"listen", required_argument, NULL, 'l'},
+		{"user", required_argument, NULL, 'u'},
 		{"quiet", no_argument, NULL, 'q'},
-		{"node-timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
 	};
-	int c;
+	size_t n = 6;
+	for (size_t i = 0; i < TS_ARRAY_LEN(config_rows); i++)
+		longopts[n++] = (struct option){config_rows[i].name, required_argument, NULL, OPT_CONFIG + (int)i};
+	longopts[n] = (struct option){NULL, 0, NULL, 0};
+	int c, run = usage == usage_run;
+	config_defaults(&o->cfg);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
+		if (c >= OPT_CONFIG && run) {
+			if (config_set(&o->cfg, (size_t)(c - OPT_CONFIG), optarg))
+				return 2;
+			continue;
+		}
 		switch (c) {
 		case 'd': o->data = optarg; break;
 		case 'a': o->admin = optarg; break;
 		case 'l': o->listen = optarg; break;
+		case 'u': o->user = optarg; break;
 		case 'q': o->quiet = 1; break;
-		case 't': o->node_timeout = optarg; break;
-		case 'h': fputs(usage, stdout); return -1;
-		default: fputs(usage, stderr); return 2;
+		case 'h':
+			fputs(usage, stdout);
+			if (run)
+				usage_limits(stdout);
+			return -1;
+		default:
+			fputs(usage, stderr);
+			if (run)
+				usage_limits(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -202,6 +272,35 @@ static void on_sweep(evutil_socket_t fd, short events, void *arg)
 	srv_work_sweep(arg, ts_now());
 }
 
+static void on_police(evutil_socket_t fd, short events, void *arg)
+{
+	srv_http_sweep(arg);
+}
+
+/* After binding (ports below 1024 need root), run as an unprivileged user that owns the data. */
+static int drop_privileges(const char *user, const char *data)
+{
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		fprintf(stderr, "tessera-server: no user '%s'\n", user);
+		return -1;
+	}
+	if (getuid() != 0) {
+		fprintf(stderr, "tessera-server: --user needs root; already running unprivileged\n");
+		return -1;
+	}
+	struct stat st;
+	if (stat(data, &st) != 0 || st.st_uid != pw->pw_uid) {
+		fprintf(stderr, "tessera-server: %s must belong to %s (chown -R %s %s)\n", data, user, user, data);
+		return -1;
+	}
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0 || setuid(0) == 0) {
+		fprintf(stderr, "tessera-server: cannot drop privileges to %s\n", user);
+		return -1;
+	}
+	return 0;
+}
+
 static void on_signal(evutil_socket_t sig, short events, void *arg)
 {
 	srv_ctx *ctx = arg;
@@ -214,17 +313,8 @@ static int cmd_run(const struct opts *o)
 {
 	char key[4096], cert[4096], dbpath[4096], portfile[4096], host[256] = "0.0.0.0", pin[TS_PIN_MAX];
 	int port = DEFAULT_PORT, rc = 1;
-	srv_ctx ctx = {.quiet = o->quiet, .node_timeout_s = DEFAULT_NODE_TIMEOUT_S};
-	struct event *sigint = NULL, *sigterm = NULL, *sweep = NULL;
-	uint64_t timeout;
-	if (o->node_timeout) {
-		if (ts_parse_u64(o->node_timeout, &timeout) || timeout < 2 || timeout > 86400) {
-			fprintf(stderr, "tessera-server: --node-timeout wants 2..86400 seconds, got '%s'\n",
-				o->node_timeout);
-			return 2;
-		}
-		ctx.node_timeout_s = (int64_t)timeout;
-	}
+	srv_ctx ctx = {.quiet = o->quiet, .cfg = o->cfg, .node_timeout_s = o->cfg.node_timeout_s};
+	struct event *sigint = NULL, *sigterm = NULL, *sweep = NULL, *police = NULL;
 	if (o->listen && parse_listen(o->listen, host, sizeof(host), &port)) {
 		fprintf(stderr, "tessera-server: --listen wants HOST:PORT, got '%s'\n", o->listen);
 		return 2;
@@ -253,6 +343,12 @@ static int cmd_run(const struct opts *o)
 	sweep = event_new(ctx.base, -1, EV_PERSIST, on_sweep, &ctx);
 	if (!sweep || event_add(sweep, &every))
 		goto out;
+	struct timeval second = {1, 0};
+	police = event_new(ctx.base, -1, EV_PERSIST, on_police, &ctx);
+	if (!police || event_add(police, &second))
+		goto out;
+	if (o->user && drop_privileges(o->user, o->data))
+		goto out;
 	char portstr[16];
 	int n = snprintf(portstr, sizeof(portstr), "%d\n", ctx.port);
 	if (ts_write_file(portfile, portstr, (size_t)n, 0600)) {
@@ -268,6 +364,8 @@ static int cmd_run(const struct opts *o)
 out:
 	if (sweep)
 		event_free(sweep);
+	if (police)
+		event_free(police);
 	if (sigint)
 		event_free(sigint);
 	if (sigterm)

@@ -130,8 +130,15 @@ static void server_launch(th_server *s)
 	char listen[64], timeout[32];
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
 	snprintf(timeout, sizeof(timeout), "%d", s->node_timeout_s);
-	char *argv[] = {(char *)th_bin("tessera-server"), "run", "--data", s->data, "--listen",
-			listen, s->node_timeout_s ? "--node-timeout" : NULL, timeout, NULL};
+	char *argv[24] = {(char *)th_bin("tessera-server"), "run", "--data", s->data, "--listen", listen};
+	int n = 6;
+	if (s->node_timeout_s) {
+		argv[n++] = "--node-timeout";
+		argv[n++] = timeout;
+	}
+	for (int i = 0; s->extra[i] && n < 22; i++)
+		argv[n++] = (char *)s->extra[i];
+	argv[n] = NULL;
 	s->pid = th_spawn(argv, NULL, log);
 	double end = ts_mono() + 15;
 	char *text = NULL;
@@ -146,16 +153,15 @@ static void server_launch(th_server *s)
 	free(text);
 }
 
-void th_server_start(th_server *s)
-{
-	th_server_start_timeout(s, 0);
-}
 
-void th_server_start_timeout(th_server *s, int node_timeout_s)
+
+static void server_start(th_server *s, int node_timeout_s, const char *const *args)
 {
 	char out[4096];
 	memset(s, 0, sizeof(*s));
 	s->node_timeout_s = node_timeout_s;
+	for (int i = 0; args && args[i] && i < 8; i++)
+		s->extra[i] = args[i];
 	snprintf(s->dir, sizeof(s->dir), "/tmp/tessera-test-XXXXXX");
 	cr_assert(mkdtemp(s->dir), "mkdtemp failed");
 	snprintf(s->data, sizeof(s->data), "%s/data", s->dir);
@@ -175,6 +181,21 @@ void th_server_start_timeout(th_server *s, int node_timeout_s)
 	snprintf(s->admin_token, sizeof(s->admin_token), "%s",
 		 json_string_value(json_object_get(reply, "token")));
 	json_decref(reply);
+}
+
+void th_server_start(th_server *s)
+{
+	server_start(s, 0, NULL);
+}
+
+void th_server_start_timeout(th_server *s, int node_timeout_s)
+{
+	server_start(s, node_timeout_s, NULL);
+}
+
+void th_server_start_args(th_server *s, const char *const *args)
+{
+	server_start(s, 0, args);
 }
 
 void th_server_restart(th_server *s)
@@ -426,4 +447,48 @@ void th_db_exec(const th_server *s, const char *sql)
 	sqlite3_busy_timeout(db, 5000);
 	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
 	sqlite3_close(db);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	long *retry = arg;
+	size_t len = size * n;
+	if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0)
+		*retry = strtol(p + 12, NULL, 10);
+	return len;
+}
+
+long th_http_from(const th_server *s, const char *source, const char *method, const char *path,
+		  const char *token, long *retry_after)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct membuf buf = {0};
+	char url[512], auth[256];
+	long status = 0, retry = -1;
+	snprintf(url, sizeof(url), "%s%s", s->url, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_INTERFACE, source);
+	curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, s->pin);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &retry);
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		h = curl_slist_append(h, auth);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (retry_after)
+		*retry_after = retry;
+	free(buf.data);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return status;
 }

@@ -20,6 +20,7 @@ typedef struct th_server {
 	pid_t pid;
 	int port;           /* kept across restarts, so clients find the server again */
 	int node_timeout_s; /* --node-timeout, 0: the server's default */
+	const char *extra[9]; /* more `run` arguments, NULL-terminated */
 	char admin_token[128];
 } th_server;
 
@@ -28,6 +29,8 @@ typedef struct th_server {
 void th_server_start(th_server *s);
 /* The same with a node timeout (seconds) for lost-node tests. */
 void th_server_start_timeout(th_server *s, int node_timeout_s);
+/* The same with extra `run` arguments (NULL-terminated, at most 8). */
+void th_server_start_args(th_server *s, const char *const *args);
 /* Starts the server again on the same data dir (a new port) after a stop or a kill. */
 void th_server_restart(th_server *s);
 /* SIGTERM (then SIGKILL after 5 s) and wait; with sig = SIGKILL kills at once. */
@@ -47,6 +50,10 @@ int th_run(char *const argv[], char *const env[], double timeout_s, char *out, s
 /* SIGTERM, then SIGKILL after grace_s; returns the exit status (or 128+signal). */
 int th_proc_stop(pid_t pid, double grace_s);
 
+/* th_http from a given loopback source address (e.g. "127.0.0.2"); *retry_after gets the
+ * Retry-After header's seconds (or -1) when not NULL. */
+long th_http_from(const th_server *s, const char *source, const char *method, const char *path,
+		  const char *token, long *retry_after);
 /* One HTTPS request, pinned to the server's key. body may be NULL; gzip sends it gzipped.
  * Returns the HTTP status (0 on transport failure); *reply gets the parsed JSON or NULL. */
 long th_http(const th_server *s, const char *method, const char *path, const char *token,
