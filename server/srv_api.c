@@ -228,7 +228,7 @@ ts_err api_enroll_token(srv_ctx *ctx, srv_req *r)
 	int64_t id = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
 	ts_pin_format(ctx->pin, pin);
 	/* The ready command names the server as this request reached it. */
-	const char *host = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Host");
+	const char *host = r->call->host;
 	char command[512];
 	snprintf(command, sizeof(command), "tessera-client enroll https://%s %s",
 		 host && strlen(host) < 256 && !strpbrk(host, " \t'\"`$;&|<>") ? host : "SERVER:8443", token);

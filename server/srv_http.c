@@ -117,13 +117,11 @@ static ts_err body_inflate(const unsigned char *in, size_t n, char **out, size_t
 	return result;
 }
 
-static ts_err req_body(struct evhttp_request *ev, srv_req *r)
+static ts_err req_body(const srv_call *call, srv_req *r)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
-	size_t n = evbuffer_get_length(in);
-	const char *enc = evhttp_find_header(evhttp_request_get_input_headers(ev), "Content-Encoding");
+	const char *enc = call->content_encoding;
 	char *plain = NULL;
-	size_t plainlen = 0;
+	size_t plainlen = 0, n = call->body_len;
 	ts_err result;
 	if (n == 0) {
 		snprintf(r->why, sizeof(r->why), "a JSON body is required");
@@ -133,9 +131,8 @@ static ts_err req_body(struct evhttp_request *ev, srv_req *r)
 		snprintf(r->why, sizeof(r->why), "body over %d bytes", SRV_MAX_BODY);
 		return TS_ERR_TOO_LARGE;
 	}
-	unsigned char *data = evbuffer_pullup(in, -1);
 	if (enc && strcasecmp(enc, "gzip") == 0) {
-		result = body_inflate(data, n, &plain, &plainlen);
+		result = body_inflate(call->body, n, &plain, &plainlen);
 		if (result) {
 			snprintf(r->why, sizeof(r->why), result == TS_ERR_TOO_LARGE ?
 				 "inflated body over %d bytes" : "body is not valid gzip", SRV_MAX_BODY);
@@ -149,7 +146,7 @@ static ts_err req_body(struct evhttp_request *ev, srv_req *r)
 		snprintf(r->why, sizeof(r->why), "unsupported Content-Encoding");
 		return TS_ERR_BAD_REQUEST;
 	}
-	return srv_json_parse_body((const char *)data, n, &r->body, r->why, sizeof(r->why));
+	return srv_json_parse_body((const char *)call->body, n, &r->body, r->why, sizeof(r->why));
 }
 
 static int accepts_gzip(struct evhttp_request *ev)
@@ -246,99 +243,123 @@ static ts_err rate_limit(srv_ctx *ctx, srv_limiter *l, const void *key, size_t l
 	return TS_ERR_RATE_LIMITED;
 }
 
-static ts_err limit_address(srv_ctx *ctx, struct evhttp_request *ev, const srv_route *route, srv_req *r)
+static ts_err limit_address(srv_ctx *ctx, const srv_call *call, const srv_route *route, srv_req *r)
 {
-	char *host = NULL;
-	ev_uint16_t port = 0;
-	evhttp_connection_get_peer(evhttp_request_get_connection(ev), &host, &port);
-	if (!host)
+	if (!call->peer)
 		return TS_OK;
-	ts_err result = rate_limit(ctx, ctx->lim_addr, host, strlen(host), r);
+	ts_err result = rate_limit(ctx, ctx->lim_addr, call->peer, strlen(call->peer), r);
 	if (!result && route && (route->handler == api_login || route->handler == api_node_enroll))
-		result = rate_limit(ctx, ctx->lim_login, host, strlen(host), r);
+		result = rate_limit(ctx, ctx->lim_login, call->peer, strlen(call->peer), r);
 	return result;
 }
 
-static void dispatch(struct evhttp_request *ev, void *arg)
+void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *route_index)
 {
-	srv_ctx *ctx = arg;
-	srv_req r = {.ev = ev, .now = ts_now(), .status = 200};
 	const srv_route *route = NULL;
-	double t0 = ts_mono();
+	const char *path = call->path;
 	int path_known = 0;
 	ts_err result;
 	ctx->requests++;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
-	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
 	for (size_t i = 0; path && i < TS_ARRAY_LEN(routes); i++) {
 		int64_t id = 0;
 		if (!route_match(routes[i].path, path, &id))
 			continue;
 		path_known = 1;
-		if (routes[i].method == method) {
+		if (routes[i].method == call->method) {
 			route = &routes[i];
-			r.id = id;
+			r->id = id;
 			break;
 		}
 	}
-	if (!route && !path_known && path && method == EVHTTP_REQ_GET && srv_assets_serve(path, &r) == TS_OK) {
+	if (!route && !path_known && path && call->method == EVHTTP_REQ_GET && srv_assets_serve(path, r) == TS_OK) {
 		result = TS_OK;
 		goto out;
 	}
-	result = limit_address(ctx, ev, route, &r);
+	result = limit_address(ctx, call, route, r);
 	if (result)
 		goto out;
 	if (!route) {
 		result = path_known ? TS_ERR_METHOD : TS_ERR_NOT_FOUND;
-		snprintf(r.why, sizeof(r.why), path_known ? "method not allowed here" : "no such route");
+		snprintf(r->why, sizeof(r->why), path_known ? "method not allowed here" : "no such route");
 		goto out;
 	}
+	/* The role is checked before the body is even parsed. */
 	if (route->roles != ROLE_ANY) {
-		const char *authz = evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization");
-		result = srv_auth_bearer(ctx->db, authz, r.now, &r.who);
+		result = srv_auth_bearer(ctx->db, call->authorization, r->now, &r->who);
 		if (result) {
-			snprintf(r.why, sizeof(r.why), "%s", result == TS_ERR_FORBIDDEN ?
+			snprintf(r->why, sizeof(r->why), "%s", result == TS_ERR_FORBIDDEN ?
 				 "this account is disabled" : "a valid bearer token is required");
 			goto out;
 		}
-		result = rate_limit(ctx, ctx->lim_token, &r.who.token_id, sizeof(r.who.token_id), &r);
+		result = rate_limit(ctx, ctx->lim_token, &r->who.token_id, sizeof(r->who.token_id), r);
 		if (result)
 			goto out;
-		if (!(r.who.role & route->roles)) {
+		if (!(r->who.role & route->roles)) {
 			result = TS_ERR_FORBIDDEN;
-			snprintf(r.why, sizeof(r.why), "this token may not use %s", route->path);
+			snprintf(r->why, sizeof(r->why), "this token may not use %s", route->path);
 			goto out;
 		}
 	}
-	if (route->body == BODY_JSON ||
-	    (route->body == BODY_OPTIONAL && evbuffer_get_length(evhttp_request_get_input_buffer(ev)))) {
-		result = req_body(ev, &r);
+	if (route->body == BODY_JSON || (route->body == BODY_OPTIONAL && call->body_len)) {
+		result = req_body(call, r);
 		if (result)
 			goto out;
 	}
-	result = route->handler(ctx, &r);
+	result = route->handler(ctx, r);
 	/* A handler that failed must have changed nothing: drop any open transaction. */
 	if (result)
 		srv_db_rollback(ctx->db);
 out:
 	if (result) {
-		json_decref(r.reply);
-		free(r.text);
-		r.text = NULL;
-		r.raw = NULL;
-		r.status = ts_err_http_status(result);
-		if (r.status >= 500)
+		json_decref(r->reply);
+		free(r->text);
+		r->text = NULL;
+		r->raw = NULL;
+		r->status = ts_err_http_status(result);
+		if (r->status >= 500)
 			fprintf(stderr, "%s: %s %s: %s (%s)\n", __func__, route ? route->path : "?",
-				path ? path : "?", ts_strerror(result), r.why);
-		r.reply = error_json(result, r.why);
+				path ? path : "?", ts_strerror(result), r->why);
+		r->reply = error_json(result, r->why);
 	}
+	*route_index = route ? (size_t)(route - routes) : SRV_ROUTES_MAX;
+}
+
+void srv_req_clear(srv_req *r)
+{
+	json_decref(r->reply);
+	free(r->text);
+	json_decref(r->body);
+	r->reply = r->body = NULL;
+	r->text = NULL;
+}
+
+static void dispatch(struct evhttp_request *ev, void *arg)
+{
+	srv_ctx *ctx = arg;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
+	struct evbuffer *body = evhttp_request_get_input_buffer(ev);
+	struct evhttp_connection *conn = evhttp_request_get_connection(ev);
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	size_t route;
+	double t0 = ts_mono();
+	evhttp_connection_get_peer(conn, &peer, &port);
+	srv_call call = {
+		.method = evhttp_request_get_command(ev),
+		.path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev)),
+		.authorization = evhttp_find_header(in, "Authorization"),
+		.content_encoding = evhttp_find_header(in, "Content-Encoding"),
+		.host = evhttp_find_header(in, "Host"),
+		.peer = peer,
+		.body_len = evbuffer_get_length(body),
+	};
+	call.body = call.body_len ? evbuffer_pullup(body, -1) : NULL;
+	srv_req r = {.call = &call, .now = ts_now(), .status = 200};
+	srv_http_handle(ctx, &call, &r, &route);
 	send_reply(ev, r.status, &r);
-	srv_conns_done(ctx->conns, bufferevent_getfd(evhttp_connection_get_bufferevent(
-					   evhttp_request_get_connection(ev))), ts_mono());
-	count_request(ctx, route ? (size_t)(route - routes) : SRV_ROUTES_MAX, r.status, ts_mono() - t0);
-	json_decref(r.reply);
-	free(r.text);
-	json_decref(r.body);
+	srv_conns_done(ctx->conns, bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), ts_mono());
+	count_request(ctx, route, r.status, ts_mono() - t0);
+	srv_req_clear(&r);
 }
 
 /* Each connection gets its own TLS session; BEV_OPT_CLOSE_ON_FREE closes the socket with it. */

@@ -65,9 +65,21 @@ typedef struct srv_ctx {
 	uint64_t latency[SRV_LATENCY_BUCKETS + 1];      /* cumulative histogram, +Inf last */
 } srv_ctx;
 
+/* A request as it came in, without evhttp types, so tests and fuzzers can make one. */
+typedef struct srv_call {
+	enum evhttp_cmd_type method;
+	const char *path;
+	const char *authorization;    /* header value or NULL */
+	const char *content_encoding; /* header value or NULL */
+	const char *host;             /* header value or NULL */
+	const char *peer;             /* the client's address, for rate limits (NULL: none) */
+	const unsigned char *body;
+	size_t body_len;
+} srv_call;
+
 /* One request as handlers see it. */
 typedef struct srv_req {
-	struct evhttp_request *ev;
+	const srv_call *call;
 	srv_principal who;
 	json_t *body;    /* the parsed body object (routes that take one), else NULL */
 	int64_t id;      /* the {id} of the path, if the route has one */
@@ -105,6 +117,12 @@ extern const double srv_latency_bounds[SRV_LATENCY_BUCKETS];
 /* Binds host:port (port 0: any free port, stored in ctx->port) and serves on ctx->base with
  * the limits of ctx->cfg. */
 ts_err srv_http_start(srv_ctx *ctx, const char *host, int port);
+/* Routes, authorizes, parses and handles one request into r (status and reply, text or raw
+ * bytes), exactly as a request over the network would be; *route_index gets the route's row
+ * (SRV_ROUTES_MAX when none matched). The caller sends the reply and calls srv_req_clear. */
+void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *route_index);
+void srv_req_clear(srv_req *r);
+
 /* Polices connections (deadlines and caps); run from a timer about once a second. */
 void srv_http_sweep(srv_ctx *ctx);
 void srv_http_stop(srv_ctx *ctx);
