@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build demo test clean
+.PHONY: all deps build demo test fuzz clean
 
 all: build
 
@@ -19,6 +19,10 @@ demo: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@./scripts/fuzz.sh $(FUZZ_SECONDS) build-fuzz
 
 clean:
 	rm -rf $(BUILD)

@@ -2,7 +2,7 @@
 # Installs the Debian packages Tessera needs, only those missing (apt-get, through sudo when not root).
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev openssl libsqlite3-dev zlib1g-dev
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev libevent-dev libssl-dev openssl libsqlite3-dev zlib1g-dev
       libjansson-dev libcurl4-openssl-dev libopenmpi-dev openmpi-bin libcriterion-dev)
 pkgs+=("$@")
 
