@@ -79,12 +79,15 @@ CREATE TABLE units (
     wanted      INTEGER NOT NULL,        -- replicas wanted so far (grows on disagreement)
     max_results INTEGER NOT NULL,
     n_results   INTEGER NOT NULL DEFAULT 0,
+    missing     INTEGER NOT NULL,        -- wanted - n_results - leases in flight (wu.h)
     res0        INTEGER,                 -- the canonical partial, once valid
     res1        INTEGER,
     valid_at    INTEGER,
     UNIQUE (job_id, seq)
 );
 CREATE INDEX units_open ON units (state, id);
+-- The units a fetch may hand a replica of: found without scanning every open unit.
+CREATE INDEX units_needy ON units (id) WHERE state = 1 AND missing > 0;
 CREATE INDEX units_valid ON units (valid_at);
 
 -- One node's copy of a unit; a node holds at most one replica of a unit.
@@ -92,7 +95,7 @@ CREATE TABLE replicas (
     id          INTEGER PRIMARY KEY,
     unit_id     INTEGER NOT NULL REFERENCES units (id),
     node_id     INTEGER NOT NULL REFERENCES nodes (id),
-    state       INTEGER NOT NULL,        -- enum wu_replica_state
+    state       INTEGER NOT NULL,        -- enum wu_replica_state (1 leased, 2 reported, 3 dropped, 4 expired)
     deadline    INTEGER NOT NULL,
     leases      INTEGER NOT NULL DEFAULT 1, -- 1 + times it was handed back to its node
     res0        INTEGER,                 -- the node's partial, once reported

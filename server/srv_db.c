@@ -104,26 +104,27 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5"
 			 " WHERE id = ?1",
 	[Q_JOB_LEASED] = "SELECT count(DISTINCT r.unit_id) FROM replicas r JOIN units u ON u.id = r.unit_id"
-			 " WHERE u.job_id = ?1 AND u.state = 1 AND r.state = 1 AND r.deadline > ?2",
+			 " WHERE u.job_id = ?1 AND u.state = 1 AND r.state = 1",
 	[Q_JOB_BY_NODE] = "SELECT n.id, n.name, count(*) FROM replicas r JOIN units u ON u.id = r.unit_id"
 			  " JOIN nodes n ON n.id = r.node_id WHERE u.job_id = ?1 AND r.verdict = 1"
 			  " GROUP BY n.id ORDER BY n.id",
-	[Q_UNIT_INSERT] = "INSERT INTO units (job_id, seq, start, count, state, quorum, wanted, max_results)"
-			  " VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7)",
+	[Q_UNIT_INSERT] = "INSERT INTO units (job_id, seq, start, count, state, quorum, wanted, max_results,"
+			  " missing) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?6)",
 	[Q_UNIT_GET] = "SELECT id, job_id, start, count, state, quorum, wanted, max_results, n_results,"
 		       " res0, res1 FROM units WHERE id = ?1",
 	[Q_UNIT_NEEDY] =
-		"SELECT u.id FROM units u JOIN jobs j ON j.id = u.job_id"
-		" WHERE u.state = 1 AND j.state = 'running' AND u.wanted > u.n_results +"
-		" (SELECT count(*) FROM replicas r WHERE r.unit_id = u.id AND r.state = 1 AND r.deadline > ?1)"
-		" AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.unit_id = u.id AND r.node_id = ?2)"
-		" ORDER BY u.id LIMIT ?3",
+		"SELECT u.id FROM units u INDEXED BY units_needy WHERE u.state = 1 AND u.missing > 0"
+		" AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.unit_id = u.id AND r.node_id = ?1)"
+		" ORDER BY u.id LIMIT ?2",
 	[Q_UNIT_RESULT] = "UPDATE units SET n_results = n_results + 1 WHERE id = ?1",
-	[Q_UNIT_WANT] = "UPDATE units SET wanted = ?2 WHERE id = ?1",
+	[Q_UNIT_WANT] = "UPDATE units SET wanted = ?2, missing = ?3 WHERE id = ?1",
+	[Q_UNIT_MISSING] = "UPDATE units SET missing = missing + ?2 WHERE id = ?1",
+	[Q_REPLICA_EXPIRING] = "SELECT id, unit_id FROM replicas WHERE state = 1 AND deadline <= ?1 LIMIT 512",
+	[Q_REPLICA_EXPIRE] = "UPDATE replicas SET state = 4 WHERE id = ?1",
 	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4, valid_at = ?5 WHERE id = ?1",
 	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas WHERE unit_id = ?1 AND state = 2"
 			   " GROUP BY res0, res1 ORDER BY c DESC LIMIT 1",
-	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas WHERE unit_id = ?1 AND state = 1 AND deadline > ?2",
+	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas WHERE unit_id = ?1 AND state = 1",
 	[Q_UNIT_DROP_JOB] = "UPDATE units SET state = 3 WHERE job_id = ?1 AND state = 1",
 	[Q_REPLICA_DROP_JOB] = "UPDATE replicas SET state = 3 WHERE state = 1"
 			       " AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)",

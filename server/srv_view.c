@@ -79,7 +79,6 @@ ts_err srv_view_job(srv_db *db, int64_t id, int with_nodes, int64_t now, json_t 
 	if (open) {
 		st = srv_db_stmt(db, Q_JOB_LEASED);
 		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, now);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			leased = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);

@@ -184,8 +184,37 @@ static ts_err replica_issue(srv_db *db, srv_req *r, const struct job_info *j, co
 	int64_t deadline = r->now + j->deadline_s;
 	ts_err result = SRV_EXEC(db, Q_REPLICA_INSERT, u->id, r->who.node_id, deadline, r->now);
 	if (!result)
+		result = SRV_EXEC(db, Q_UNIT_MISSING, u->id, -1);
+	if (!result)
 		batch_add(b, j, u, deadline);
 	return result;
+}
+
+/* Leases past their deadline give their slot back to their unit (which then wants another
+ * replica); their node's result is still taken while the unit needs it. Runs in the fetch's
+ * transaction, so what a fetch sees is exact to the second. */
+static ts_err expire_due(srv_db *db, int64_t now)
+{
+	for (;;) {
+		int64_t rid[512], uid[512];
+		int n = 0;
+		sqlite3_stmt *st = srv_db_stmt(db, Q_REPLICA_EXPIRING);
+		sqlite3_bind_int64(st, 1, now);
+		while (n < 512 && sqlite3_step(st) == SQLITE_ROW) {
+			rid[n] = sqlite3_column_int64(st, 0);
+			uid[n++] = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_reset(st);
+		for (int i = 0; i < n; i++) {
+			ts_err result = SRV_EXEC(db, Q_REPLICA_EXPIRE, rid[i]);
+			if (!result)
+				result = SRV_EXEC(db, Q_UNIT_MISSING, uid[i], 1);
+			if (result)
+				return result;
+		}
+		if (n < 512)
+			return TS_OK;
+	}
 }
 
 /* Units that want more replicas than they have results and live leases: expired leases,
@@ -197,9 +226,8 @@ static ts_err fetch_needy(srv_db *db, struct job_cache *c, srv_req *r, struct ba
 	if (batch_full(b))
 		return TS_OK;
 	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_NEEDY);
-	sqlite3_bind_int64(st, 1, r->now);
-	sqlite3_bind_int64(st, 2, r->who.node_id);
-	sqlite3_bind_int(st, 3, room);
+	sqlite3_bind_int64(st, 1, r->who.node_id);
+	sqlite3_bind_int(st, 2, room);
 	while (n < room && sqlite3_step(st) == SQLITE_ROW)
 		ids[n++] = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
@@ -298,7 +326,9 @@ ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 	if (result)
 		goto out;
 	batch_node(ctx->db, r->who.node_id, &b);
-	result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
+	result = expire_due(ctx->db, r->now);
+	if (!result)
+		result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
 	if (!result)
 		result = fetch_resend(ctx->db, &cache, r, &b);
 	if (!result)
@@ -415,7 +445,7 @@ static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u,
 		t.largest = sqlite3_column_int(st, 2);
 	}
 	sqlite3_reset(st);
-	t.inflight = (int)SRV_QUERY_INT(db, Q_UNIT_INFLIGHT, 0, u->id, now);
+	t.inflight = (int)SRV_QUERY_INT(db, Q_UNIT_INFLIGHT, 0, u->id);
 	int more;
 	ts_err result = TS_OK;
 	char why[200];
@@ -433,7 +463,7 @@ static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u,
 			result = job_finish(db, j, NULL, now);
 		return result;
 	case WU_NEXT_MORE:
-		return SRV_EXEC(db, Q_UNIT_WANT, u->id, t.results + t.inflight + more);
+		return SRV_EXEC(db, Q_UNIT_WANT, u->id, t.results + t.inflight + more, more);
 	case WU_NEXT_WAIT:
 		return TS_OK;
 	case WU_NEXT_FAIL:
@@ -507,6 +537,8 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 	*reason = NULL;
 	u.n_results++;
 	result = SRV_EXEC(db, Q_UNIT_RESULT, u.id);
+	if (!result && wu_missing_on_result(rstate))
+		result = SRV_EXEC(db, Q_UNIT_MISSING, u.id, wu_missing_on_result(rstate));
 	if (!result)
 		result = unit_validate(db, j, &u, r->now);
 	return result;

@@ -122,6 +122,9 @@ Test(wu, report_verdicts)
 		{WU_DROPPED, WU_R_DROPPED, WU_REJECT_STATE}, /* cancelled job */
 		{WU_OPEN, WU_R_DROPPED, WU_REJECT_STATE},
 		{WU_DROPPED, WU_R_REPORTED, WU_DUPLICATE},
+		{WU_OPEN, WU_R_EXPIRED, WU_ACCEPT},        /* late, but the unit still needs it */
+		{WU_VALID, WU_R_EXPIRED, WU_LATE},         /* late and not needed */
+		{WU_DROPPED, WU_R_EXPIRED, WU_REJECT_STATE},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		cr_expect_eq(wu_report_verdict(rows[i].unit, rows[i].replica), rows[i].want,
@@ -135,6 +138,9 @@ Test(wu, lease_expiry)
 	cr_expect(!wu_lease_live(WU_R_LEASED, 100, 100), "a lease ends at its deadline");
 	cr_expect(!wu_lease_live(WU_R_REPORTED, 1000, 100));
 	cr_expect(!wu_lease_live(WU_R_DROPPED, 1000, 100));
+	cr_expect(!wu_lease_live(WU_R_EXPIRED, 1000, 100));
+	cr_expect_eq(wu_missing_on_result(WU_R_LEASED), 0);
+	cr_expect_eq(wu_missing_on_result(WU_R_EXPIRED), -1);
 }
 
 static enum wu_next next(int q, int max, int results, int largest, int inflight, int *more)

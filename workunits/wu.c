@@ -73,6 +73,11 @@ const char *wu_verdict_reason(enum wu_verdict v)
 	return reasons[v];
 }
 
+int wu_missing_on_result(int replica_state)
+{
+	return replica_state == WU_R_EXPIRED ? -1 : 0;
+}
+
 int wu_lease_live(int replica_state, int64_t deadline, int64_t now)
 {
 	return replica_state == WU_R_LEASED && deadline > now;

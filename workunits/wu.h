@@ -38,9 +38,11 @@ enum wu_state {
 
 /* Replica states: one replica is one node's copy of a unit. */
 enum wu_replica_state {
-	WU_R_LEASED = 1,   /* handed to the node; live until its deadline, then expired */
+	WU_R_LEASED = 1,   /* handed to the node, until its deadline */
 	WU_R_REPORTED = 2, /* the node's result is in */
-	WU_R_DROPPED = 3   /* its unit or job no longer wants it */
+	WU_R_DROPPED = 3,  /* its unit or job no longer wants it */
+	WU_R_EXPIRED = 4   /* its deadline passed first: its slot went back to the unit, but the
+			    * node's result is still taken while the unit needs it */
 };
 
 /* What a report for a replica does. */
@@ -60,6 +62,11 @@ const char *wu_verdict_reason(enum wu_verdict v);
 
 /* Whether a leased replica still counts as in flight at time now. */
 int wu_lease_live(int replica_state, int64_t deadline, int64_t now);
+
+/* A unit keeps `missing` = replicas wanted − results − leases in flight; it wants a new replica
+ * while missing > 0. How missing changes when a result arrives from a replica in this state:
+ * a live lease turns into a result (0), an expired one had already given its slot back (−1). */
+int wu_missing_on_result(int replica_state);
 
 /* What a unit needs after a result came in or a lease expired. */
 typedef struct wu_tally {
