@@ -95,3 +95,64 @@ ts_err cl_bench_kernel(const kern *k, int threads, double seconds, cl_bench_resu
 out:
 	return result;
 }
+
+ts_err cl_bench_rates(int threads, double seconds_per_kernel, json_t **rates, char *why,
+		      size_t whylen)
+{
+	json_t *out = json_object();
+	*rates = NULL;
+	if (!out) {
+		snprintf(why, whylen, "out of memory");
+		return TS_ERR_NOMEM;
+	}
+	for (const kern *const *row = kern_table(); *row; row++) {
+		cl_bench_result r;
+		ts_err e = cl_bench_kernel(*row, threads, seconds_per_kernel, &r, why, whylen);
+		if (e == TS_ERR_NOT_FOUND)
+			continue; /* the server sizes its work by the kernel's own estimate */
+		if (e) {
+			json_decref(out);
+			return e;
+		}
+		if (r.rate > 0)
+			json_object_set_new(out, r.kernel, json_real(r.rate));
+	}
+	*rates = out;
+	return TS_OK;
+}
+
+/* "collatz,montecarlo_pi,...": a new client version with other kernels measures again. */
+static void bench_kernel_list(char *out, size_t outlen)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (const kern *const *row = kern_table(); *row; row++) {
+		int n = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", (*row)->name);
+		if (n < 0 || (size_t)n >= outlen - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
+json_t *cl_bench_cache_record(const json_t *rates, int threads, int ranks, int64_t now)
+{
+	char kernels[512];
+	bench_kernel_list(kernels, sizeof(kernels));
+	return json_pack("{s:i,s:i,s:s,s:I,s:O}", "threads", threads, "ranks", ranks, "kernels",
+			 kernels, "measured_at", (json_int_t)now, "rates", (json_t *)rates);
+}
+
+const json_t *cl_bench_cache_fresh(const json_t *record, int threads, int ranks, int64_t now)
+{
+	char kernels[512];
+	const char *saved = json_string_value(json_object_get(record, "kernels"));
+	json_int_t at = json_integer_value(json_object_get(record, "measured_at"));
+	const json_t *rates = json_object_get(record, "rates");
+	bench_kernel_list(kernels, sizeof(kernels));
+	if (json_integer_value(json_object_get(record, "threads")) != threads ||
+	    json_integer_value(json_object_get(record, "ranks")) != ranks || !saved ||
+	    strcmp(saved, kernels) != 0 || at > now || now - at >= CL_BENCH_CACHE_S ||
+	    !json_is_object(rates) || json_object_size(rates) == 0)
+		return NULL;
+	return rates;
+}

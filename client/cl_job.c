@@ -189,16 +189,19 @@ void cl_job_print_nodes(FILE *f, const json_t *nodes)
 		fprintf(f, "no nodes\n");
 		return;
 	}
-	fprintf(f, "%5s  %-20s  %-16s  %5s  %-8s  %10s  %s\n", "ID", "NAME", "PLATFORM", "CORES",
-		"STATE", "UNITS", "LAST SEEN");
+	fprintf(f, "%5s  %-20s  %-16s  %5s  %-8s  %6s  %10s  %s\n", "ID", "NAME", "PLATFORM",
+		"CORES", "STATE", "RELIAB", "UNITS", "LAST SEEN");
 	json_array_foreach(nodes, i, nd) {
-		char seen[32];
+		char seen[32], rel[16] = "-";
+		const json_t *r = json_object_get(nd, "reliability");
 		node_seen(job_int(nd, "last_seen"), seen, sizeof(seen));
+		if (json_is_number(r))
+			snprintf(rel, sizeof(rel), "%.3f", json_number_value(r));
 		fprintf(f,
 			"%5" JSON_INTEGER_FORMAT "  %-20s  %-16s  %5" JSON_INTEGER_FORMAT
-			"  %-8s  %10" JSON_INTEGER_FORMAT "  %s\n",
+			"  %-8s  %6s  %10" JSON_INTEGER_FORMAT "  %s\n",
 			job_int(nd, "id"), job_str(nd, "name", "?"), job_str(nd, "platform", "?"),
-			job_int(nd, "cores"), job_str(nd, "state", "?"), job_int(nd, "units_done"),
+			job_int(nd, "cores"), job_str(nd, "state", "?"), rel, job_int(nd, "units_done"),
 			seen);
 	}
 }

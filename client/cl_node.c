@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kern.h"
+#include "cl_beat.h"
 #include "ts_util.h"
 
 #define BACKOFF_FIRST_S 0.5
@@ -21,6 +21,7 @@ struct node_ctx {
 	const cl_state_node *node;
 	volatile sig_atomic_t *stop;
 	cl_http *http;
+	cl_beat *beat;   /* NULL: no heartbeat */
 	json_t *pending; /* array of pending items, oldest first */
 	cl_node_backoff backoff;
 	cl_node_stats *stats;
@@ -108,8 +109,22 @@ static ts_err unit_get_u64(const json_t *unit, const char *key, uint64_t *out)
 	return TS_OK;
 }
 
-ts_err cl_node_compute(const json_t *unit, int threads, const volatile int *cancel, json_t **item,
-		       char *why, size_t whylen)
+void cl_node_split(uint64_t start, uint64_t count, int n, int i, uint64_t *slice_start,
+		   uint64_t *slice_count)
+{
+	uint64_t base = count / (uint64_t)n, extra = count % (uint64_t)n, idx = (uint64_t)i;
+	*slice_start = start + idx * base + (idx < extra ? idx : extra);
+	*slice_count = base + (idx < extra);
+}
+
+int cl_node_share_threads(int online, int share)
+{
+	int n = (int)((long)online * share / 100);
+	return n > 0 ? n : 1;
+}
+
+ts_err cl_node_compute(const json_t *unit, const cl_node_runner *runner, int threads,
+		       const volatile int *cancel, json_t **item, char *why, size_t whylen)
 {
 	uint64_t id = 0, job = 0, start = 0, count = 0;
 	const char *kname = json_string_value(json_object_get(unit, "kernel"));
@@ -140,7 +155,9 @@ ts_err cl_node_compute(const json_t *unit, int threads, const volatile int *canc
 		return TS_ERR_BAD_REQUEST;
 	}
 	double t0 = ts_mono();
-	ts_err result = kern_run(k, &args, start, count, threads, &part, cancel);
+	ts_err result = runner ? runner->run(runner->arg, k, params, &args, start, count, threads,
+					     &part, cancel)
+			       : kern_run(k, &args, start, count, threads, &part, cancel);
 	double wall = ts_mono() - t0;
 	if (result == TS_ERR_UNAVAILABLE && cancel && *cancel) {
 		snprintf(why, whylen, "cancelled");
@@ -305,13 +322,15 @@ static size_t node_compute_all(struct node_ctx *c, const json_t *units)
 {
 	size_t i, computed = 0;
 	json_t *unit;
+	/* Busy for the whole batch: the fetch was the last contact, the report is the next. */
+	cl_beat_busy(c->beat, 1);
 	json_array_foreach(units, i, unit) {
 		char why[256];
 		json_t *item = NULL;
 		if (*c->stop)
 			break;
-		ts_err e = cl_node_compute(unit, c->o->threads, (const volatile int *)c->stop, &item,
-					   why, sizeof(why));
+		ts_err e = cl_node_compute(unit, c->o->runner, c->o->threads,
+					   (const volatile int *)c->stop, &item, why, sizeof(why));
 		if (e == TS_ERR_UNAVAILABLE && *c->stop)
 			break;
 		if (e) {
@@ -326,6 +345,7 @@ static size_t node_compute_all(struct node_ctx *c, const json_t *units)
 		json_array_append_new(c->pending, item);
 		computed++;
 	}
+	cl_beat_busy(c->beat, 0);
 	return computed;
 }
 
@@ -336,7 +356,10 @@ static ts_err node_round(struct node_ctx *c)
 	json_t *body = NULL, *reply = NULL;
 	char msg[CL_HTTP_MSG_MAX];
 	int status = 0;
-	if (!(body = json_pack("{s:i}", "max_units", c->o->max_units))) {
+	body = c->o->seconds > 0 ? json_pack("{s:i,s:f}", "max_units", c->o->max_units, "seconds",
+					     c->o->seconds)
+				 : json_pack("{s:i}", "max_units", c->o->max_units);
+	if (!body) {
 		snprintf(c->why, c->whylen, "out of memory");
 		result = TS_ERR_NOMEM;
 		goto out;
@@ -389,6 +412,16 @@ out:
 	return result;
 }
 
+/* The rates go with a heartbeat, so that the first fetch is sized by them. Not fatal: the server
+ * then sizes work by the rates it has, and a revoked node learns it from the fetch. */
+static void node_send_rates(struct node_ctx *c)
+{
+	char msg[CL_HTTP_MSG_MAX];
+	int status = 0;
+	if (cl_beat_send(c->http, c->o->rates, &status, msg, sizeof(msg)) != TS_OK && !*c->stop)
+		fprintf(stderr, "could not send this node's rates: %s\n", msg);
+}
+
 ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 		   volatile sig_atomic_t *stop, cl_node_stats *stats, char *why, size_t whylen)
 {
@@ -414,11 +447,19 @@ ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 		if ((result = node_report(&c, 1)) != TS_OK && !*stop)
 			goto out;
 	}
+	if (opts->rates && !*stop)
+		node_send_rates(&c);
+	if (opts->heartbeat_s > 0 &&
+	    (result = cl_beat_start(&hopts, opts->heartbeat_s, &c.beat, why, whylen)) != TS_OK)
+		goto out;
 	while (!*stop)
 		if ((result = node_round(&c)) != TS_OK)
 			goto out;
 	result = TS_OK;
 out:
+	if (opts->runner && opts->runner->done)
+		opts->runner->done(opts->runner->arg);
+	cl_beat_stop(c.beat);
 	/* The one report on the way out: not interruptible by the signal that stops us, and short. */
 	if (c.http && c.pending && json_array_size(c.pending) > 0 && (result == TS_OK || *stop)) {
 		char rwhy[CL_HTTP_MSG_MAX];

@@ -4,7 +4,9 @@
  * answered it (accepted or rejected): in memory, and in DIR/pending.json before every report,
  * so that neither a server restart nor a client restart loses it. Network trouble and 5xx
  * answers are retried with exponential backoff and jitter, forever; only a revoked node, a
- * changed server key or an unusable state directory end the loop with an error. */
+ * changed server key or an unusable state directory end the loop with an error. While a
+ * fetched batch computes, a heartbeat thread (cl_beat) tells the server the node is alive, so
+ * units longer than the server's node timeout stay leased. */
 #ifndef CL_NODE_H
 #define CL_NODE_H
 
@@ -16,15 +18,30 @@
 #include <jansson.h>
 
 #include "cl_state.h"
+#include "kern.h"
 #include "ts_err.h"
 
 #define CL_NODE_MAX_UNITS 64 /* the API's cap on units per fetch and results per report */
 
+/* Who computes a unit's range: by default kern_run in this process; MPI mode spreads it over
+ * ranks. run has kern_run's contract; params is the unit's JSON (what other ranks parse). */
+typedef struct cl_node_runner {
+	ts_err (*run)(void *arg, const kern *k, const json_t *params, const kern_args *args,
+		      uint64_t start, uint64_t count, int threads, kern_partial *out,
+		      const volatile int *cancel);
+	void (*done)(void *arg); /* once, when the loop ends and before the last report; may be NULL */
+	void *arg;
+} cl_node_runner;
+
 typedef struct cl_node_opts {
-	const char *state_dir; /* where node.json and pending.json live */
-	int threads;           /* compute threads per unit; 0: all online CPUs */
-	int max_units;         /* units asked per fetch, 1..CL_NODE_MAX_UNITS */
-	FILE *log;             /* one line per unit, or NULL for none */
+	const char *state_dir;        /* where node.json and pending.json live */
+	int threads;                  /* compute threads per unit; 0: all online CPUs */
+	int max_units;                /* units asked per fetch, 1..CL_NODE_MAX_UNITS */
+	double seconds;               /* work asked per fetch, by the node's rates; 0: not asked */
+	double heartbeat_s;           /* heartbeat period while computing; 0: none */
+	const json_t *rates;          /* sent with a heartbeat before the first fetch; may be NULL */
+	const cl_node_runner *runner; /* NULL: kern_run here */
+	FILE *log;                    /* one line per unit, or NULL for none */
 } cl_node_opts;
 
 typedef struct cl_node_stats {
@@ -46,13 +63,21 @@ static inline void cl_node_backoff_reset(cl_node_backoff *b)
 	b->base = 0;
 }
 
+/* Slice i of n of [start, start+count): even slices, the first count % n one index longer, so
+ * the slices cover every index exactly once (the split of kern_run's threads and MPI ranks). */
+void cl_node_split(uint64_t start, uint64_t count, int n, int i, uint64_t *slice_start,
+		   uint64_t *slice_count);
+
+/* Threads for a CPU share: share percent (1..100) of online CPUs, at least 1. */
+int cl_node_share_threads(int online, int share);
+
 /* Computes one unit as /work/fetch hands it out. On TS_OK *item is a new pending item:
  * {"report": {"unit_id","result","wall_s"}, "job_id", "start", "count"}, where "report" is the
  * element /work/report takes. Errors (why says which): TS_ERR_NOT_FOUND when the kernel is
  * unknown here, TS_ERR_BAD_REQUEST for a malformed unit or params, TS_ERR_UNAVAILABLE when
- * *cancel was set. cancel may be NULL. */
-ts_err cl_node_compute(const json_t *unit, int threads, const volatile int *cancel, json_t **item,
-		       char *why, size_t whylen);
+ * *cancel was set. cancel and runner (kern_run) may be NULL. */
+ts_err cl_node_compute(const json_t *unit, const cl_node_runner *runner, int threads,
+		       const volatile int *cancel, json_t **item, char *why, size_t whylen);
 
 /* The log line of a pending item and its verdict ("accepted", "rejected: reason"). */
 void cl_node_format_item(const json_t *item, const char *verdict, char *out, size_t outlen);

@@ -326,3 +326,31 @@ ts_err cl_state_pending_clear(const char *dir, char *why, size_t whylen)
 	}
 	return TS_OK;
 }
+
+ts_err cl_state_rates_load(const char *dir, json_t **obj, char *why, size_t whylen)
+{
+	char path[CL_STATE_PATH_MAX];
+	*obj = NULL;
+	if (state_path(dir, "rates.json", path, sizeof(path)) != TS_OK) {
+		snprintf(why, whylen, "state directory path too long");
+		return TS_ERR_BAD_REQUEST;
+	}
+	ts_err result = state_read_json(path, obj, why, whylen);
+	if (result == TS_OK && !json_is_object(*obj)) {
+		snprintf(why, whylen, "%s: not a JSON object", path);
+		json_decref(*obj);
+		*obj = NULL;
+		result = TS_ERR_BAD_REQUEST;
+	}
+	return result;
+}
+
+ts_err cl_state_rates_save(const char *dir, const json_t *obj, char *why, size_t whylen)
+{
+	char path[CL_STATE_PATH_MAX];
+	if (state_path(dir, "rates.json", path, sizeof(path)) != TS_OK) {
+		snprintf(why, whylen, "state directory path too long");
+		return TS_ERR_BAD_REQUEST;
+	}
+	return state_write_json(path, obj, why, whylen);
+}

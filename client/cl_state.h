@@ -1,7 +1,8 @@
 /* cl_state: the files the client programs keep between runs.
  *
  * tessera-client keeps DIR/node.json (its enrollment: server URL, pin, node id and token) and
- * DIR/pending.json (results computed but not yet answered by the server). tessera keeps
+ * DIR/pending.json (results computed but not yet answered by the server) and DIR/rates.json
+ * (its last benchmark, so that a restart need not measure again). tessera keeps
  * DIR/config.json (the login). Directories are 0700, files 0600 and written atomically, since
  * they hold bearer tokens. Loaders fail with a one-line reason for users in why. */
 #ifndef CL_STATE_H
@@ -61,5 +62,9 @@ ts_err cl_state_pending_load(const char *dir, json_t **items, char *why, size_t 
 ts_err cl_state_pending_save(const char *dir, const json_t *items, char *why, size_t whylen);
 /* Removes the file; no file is fine. */
 ts_err cl_state_pending_clear(const char *dir, char *why, size_t whylen);
+
+/* rates.json: any JSON object, its meaning the caller's. TS_ERR_NOT_FOUND when absent. */
+ts_err cl_state_rates_load(const char *dir, json_t **obj, char *why, size_t whylen);
+ts_err cl_state_rates_save(const char *dir, const json_t *obj, char *why, size_t whylen);
 
 #endif

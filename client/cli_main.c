@@ -270,7 +270,7 @@ static const struct {
 
 static int cmd_submit(int argc, char **argv)
 {
-	enum { O_SAMPLES = 1, O_SEED, O_UNITS, O_UNIT_SIZE, O_REPL, O_QUORUM, O_DEADLINE };
+	enum { O_SAMPLES = 1, O_SEED, O_UNITS, O_UNIT_SIZE, O_REPL, O_QUORUM, O_DEADLINE, O_ADAPTIVE };
 	static const struct option opts[] = {
 		{"samples", required_argument, NULL, O_SAMPLES},
 		{"seed", required_argument, NULL, O_SEED},
@@ -279,6 +279,7 @@ static int cmd_submit(int argc, char **argv)
 		{"replication", required_argument, NULL, O_REPL},
 		{"quorum", required_argument, NULL, O_QUORUM},
 		{"deadline", required_argument, NULL, O_DEADLINE},
+		{"adaptive", no_argument, NULL, O_ADAPTIVE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -308,6 +309,10 @@ static int cmd_submit(int argc, char **argv)
 		if (opt == 'h') {
 			rc = cl_args_help();
 			goto out;
+		}
+		if (opt == O_ADAPTIVE) {
+			json_object_set_new(body, "adaptive", json_true());
+			continue;
 		}
 		size_t i;
 		for (i = 0; i < TS_ARRAY_LEN(fields) && fields[i].opt != opt; i++)
@@ -662,21 +667,41 @@ out:
 	return rc;
 }
 
+/* nodes [--json] lists; nodes disable|enable ID acts on one node. */
 static int cmd_nodes(int argc, char **argv)
 {
 	int as_json = 0, rc = CL_EXIT_ERROR, r;
+	int64_t id = 0;
+	char path[80];
+	const char *action = NULL;
 	cl_state_config cfg;
 	cl_http *http = NULL;
 	json_t *reply = NULL;
 	if ((r = parse_simple(argc, argv, &as_json)) != 0)
 		return r < 0 ? CL_EXIT_OK : r;
-	if (optind != argc)
-		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
+	if (optind < argc) {
+		action = argv[optind];
+		if (strcmp(action, "disable") != 0 && strcmp(action, "enable") != 0)
+			return cl_args_usage_error("unknown action '%s' (known: disable, enable)",
+						   action);
+		if (argc - optind != 2)
+			return cl_args_usage_error("%s", argc - optind < 2 ? "needs a node id"
+									   : "too many arguments");
+		uint64_t v;
+		if (cl_args_u64(argv[optind + 1], 1, INT64_MAX, &v) != 0)
+			return cl_args_usage_error("a node id is a positive integer, not '%s'",
+						   argv[optind + 1]);
+		id = (int64_t)v;
+		snprintf(path, sizeof(path), "/api/v1/nodes/%lld/%s", (long long)id, action);
+	}
 	if (cli_connect(&cfg, &http) != 0 ||
-	    cli_request(&cfg, http, "GET", "/api/v1/nodes", NULL, &reply) != 0)
+	    cli_request(&cfg, http, action ? "POST" : "GET", action ? path : "/api/v1/nodes", NULL,
+			&reply) != 0)
 		goto out;
 	if (as_json)
 		print_json(reply);
+	else if (action)
+		printf("node %lld %sd\n", (long long)id, action);
 	else
 		cl_job_print_nodes(stdout, json_object_get(reply, "nodes"));
 	rc = CL_EXIT_OK;
@@ -728,7 +753,7 @@ static const cl_args_cmd commands[] = {
 	 "  --cacert FILE   trust certificates signed by this CA (default: system CAs)\n"},
 	{"submit", cmd_submit,
 	 "submit pi --samples N [--seed S] [--units K | --unit-size U] [--replication R] "
-	 "[--quorum Q] [--deadline SECONDS]",
+	 "[--quorum Q] [--deadline SECONDS] [--adaptive]",
 	 "\nSubmits a Monte Carlo Pi job (kernel montecarlo_pi) and prints its id.\n"
 	 "Numbers may be written 2e10.\n\n"
 	 "  --samples N       samples to draw (1..1e18)\n"
@@ -737,7 +762,8 @@ static const cl_args_cmd commands[] = {
 	 "  --unit-size U     U samples per unit (default: the server's)\n"
 	 "  --replication R   copies of each unit computed by distinct nodes (default 1)\n"
 	 "  --quorum Q        matching copies needed (default 1)\n"
-	 "  --deadline S      seconds a node may hold a unit (default 600)\n"},
+	 "  --deadline S      seconds a node may hold a unit (default 600)\n"
+	 "  --adaptive        trusted nodes get single replicas, with random spot checks\n"},
 	{"status", cmd_status, "status ID [--json]",
 	 "\nShows a job's state, progress and result.\n\n"
 	 "  --json   the job as the API returns it\n"},
@@ -752,7 +778,11 @@ static const cl_args_cmd commands[] = {
 	 "\nCreates an enrollment token for volunteer nodes (admins only) and prints it.\n\n"
 	 "  --uses N        nodes that may enroll with it (default 1)\n"
 	 "  --ttl SECONDS   lifetime (default 86400)\n"},
-	{"nodes", cmd_nodes, "nodes [--json]", "\nLists the enrolled nodes (admins only).\n"},
+	{"nodes", cmd_nodes, "nodes [--json] | nodes disable|enable ID",
+	 "\nLists the enrolled nodes with their state (online, lost, disabled),\n"
+	 "reliability and units done; or disables a node (its token is refused and its\n"
+	 "units go to other nodes) or enables it again. Admins only.\n\n"
+	 "  --json   the answer as the API gives it\n"},
 	{"logout", cmd_logout, "logout", "\nForgets the session token.\n"},
 };
 

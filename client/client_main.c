@@ -10,7 +10,9 @@
 
 #include "cl_args.h"
 #include "cl_bench.h"
+#include "cl_beat.h"
 #include "cl_http.h"
+#include "cl_mpi.h"
 #include "cl_node.h"
 #include "cl_state.h"
 #include "kern.h"
@@ -19,7 +21,10 @@
 
 #define STATE_ENV "TESSERA_CLIENT_STATE"
 #define STATE_HOME ".config/tessera-client"
-
+#define ENROLL_BENCH_S 0.5 /* per kernel */
+#define RUN_BENCH_S 0.25   /* per kernel, when rates.json does not hold */
+#define DEFAULT_MAX_UNITS 16
+#define DEFAULT_SECONDS 20.0
 
 static int state_dir(const char *given, char *out, size_t outlen)
 {
@@ -41,27 +46,96 @@ static int online_cpus(void)
 	return n > 0 ? (int)n : 1;
 }
 
+/* Threads per process: --threads, else the CPU share of this host's CPUs split among the
+ * ranks that run on it, at least 1. */
+static int node_threads(int given, int share, int local_ranks)
+{
+	if (given > 0)
+		return given;
+	int n = cl_node_share_threads(online_cpus(), share) / (local_ranks > 0 ? local_ranks : 1);
+	return n > 0 ? n : 1;
+}
+
+/* The node's rates for threads x ranks: the saved ones while they hold, else measured now and
+ * saved. NULL when they cannot be had: the server then sizes work by its own estimate. */
+static json_t *node_rates(const char *dir, int threads, double seconds, cl_mpi *mpi)
+{
+	int ranks = mpi ? cl_mpi_size(mpi) : 1;
+	char why[CL_STATE_PATH_MAX + 128];
+	json_t *record = NULL, *rates = NULL;
+	if (cl_state_rates_load(dir, &record, why, sizeof(why)) == TS_OK) {
+		const json_t *saved = cl_bench_cache_fresh(record, threads, ranks, ts_now());
+		if (saved) {
+			rates = json_deep_copy(saved);
+			goto out;
+		}
+	}
+	ts_err e = mpi ? cl_mpi_bench(mpi, threads, seconds, &rates, why, sizeof(why))
+		       : cl_bench_rates(threads, seconds, &rates, why, sizeof(why));
+	if (e) {
+		fprintf(stderr, "benchmark failed (%s): the server will use its own estimate\n", why);
+		goto out;
+	}
+	json_t *fresh = cl_bench_cache_record(rates, threads, ranks, ts_now());
+	if (!fresh || cl_state_rates_save(dir, fresh, why, sizeof(why)) != TS_OK)
+		fprintf(stderr, "could not save the benchmark: %s\n", fresh ? why : "out of memory");
+	json_decref(fresh);
+out:
+	json_decref(record);
+	return rates;
+}
+
+/* "montecarlo_pi 1.93e+09/s, ..." for logs. */
+static void rates_text(const json_t *rates, char *out, size_t outlen)
+{
+	const char *key;
+	json_t *v;
+	size_t used = 0;
+	snprintf(out, outlen, "none");
+	json_object_foreach((json_t *)rates, key, v) {
+		int n = snprintf(out + used, outlen - used, "%s%s %.3g/s", used ? ", " : "", key,
+				 json_number_value(v));
+		if (n < 0 || (size_t)n >= outlen - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
 static int cmd_enroll(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"state", required_argument, NULL, 's'}, {"name", required_argument, NULL, 'n'},
-		{"force", no_argument, NULL, 'f'},	 {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"state", required_argument, NULL, 's'},   {"name", required_argument, NULL, 'n'},
+		{"force", no_argument, NULL, 'f'},	   {"threads", required_argument, NULL, 't'},
+		{"cpu-share", required_argument, NULL, 'c'}, {"no-bench", no_argument, NULL, 'B'},
+		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
 	};
 	const char *state_opt = NULL, *name = NULL;
-	int force = 0, opt, rc = CL_EXIT_ERROR;
+	int force = 0, opt, rc = CL_EXIT_ERROR, threads = 0, share = 100, bench = 1;
 	char dir[CL_STATE_PATH_MAX], why[CL_HTTP_MSG_MAX], msg[CL_HTTP_MSG_MAX];
 	char secret[TS_TOKEN_MAX], pin[TS_PIN_MAX], host[CL_STATE_NAME_MAX] = "", platform[96];
 	cl_http *http = NULL;
-	json_t *body = NULL, *reply = NULL;
+	json_t *body = NULL, *reply = NULL, *rates = NULL;
 	cl_state_node node;
 	struct utsname uts;
 	memset(&node, 0, sizeof(node));
-	CL_ARGS_FOREACH_OPT(argc, argv, "s:n:fh", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "s:n:ft:c:Bh", opts, opt) {
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 'n': name = optarg; break;
 		case 'f': force = 1; break;
+		case 't':
+			if (cl_args_int(optarg, 1, 1024, &threads) != 0)
+				return cl_args_usage_error(
+					"--threads must be an integer from 1 to 1024, not '%s'",
+					optarg);
+			break;
+		case 'c':
+			if (cl_args_int(optarg, 1, 100, &share) != 0)
+				return cl_args_usage_error(
+					"--cpu-share must be a percentage from 1 to 100, not '%s'",
+					optarg);
+			break;
+		case 'B': bench = 0; break;
 		case 'h': return cl_args_help();
 		default: return cl_args_usage_bad();
 		}
@@ -109,12 +183,27 @@ static int cmd_enroll(int argc, char **argv)
 		fprintf(stderr, "%s\n", why);
 		goto out;
 	}
+	threads = node_threads(threads, share, 1);
+	if (bench && (rates = node_rates(dir, threads, ENROLL_BENCH_S, NULL)) != NULL) {
+		char text[256];
+		rates_text(rates, text, sizeof(text));
+		printf("benchmark on %d threads: %s\n", threads, text);
+		fflush(stdout);
+	}
 	body = json_pack("{s:s,s:s,s:s,s:i}", "token", token, "name", name, "platform", platform,
 			 "cores", online_cpus());
+	if (body && rates)
+		json_object_set(body, "rates", rates);
 	int status = 0;
 	ts_err e = body ? cl_http_request(http, "POST", "/api/v1/nodes/enroll", body, &status, &reply,
 					  msg, sizeof(msg))
 			: TS_ERR_NOMEM;
+	if (e == TS_ERR_BAD_REQUEST && rates && strstr(msg, "rates")) {
+		/* A server older than rates: a refused request changed nothing, the token is unspent. */
+		json_object_del(body, "rates");
+		e = cl_http_request(http, "POST", "/api/v1/nodes/enroll", body, &status, &reply, msg,
+				    sizeof(msg));
+	}
 	if (e == TS_ERR_PIN) {
 		fprintf(stderr, "server key does not match the token's pin: refusing to enroll\n");
 		goto out;
@@ -152,6 +241,7 @@ out:
 	memset(&node, 0, sizeof(node));
 	json_decref(body);
 	json_decref(reply);
+	json_decref(rates);
 	cl_http_close(http);
 	return rc;
 }
@@ -164,19 +254,80 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
+/* The node's loop in this process (rank 0 in MPI mode). */
+static int run_node(const char *dir, const cl_node_opts *base, int bench, int quiet, cl_mpi *mpi)
+{
+	char why[CL_HTTP_MSG_MAX + 256];
+	cl_state_node node;
+	cl_node_stats stats;
+	cl_node_opts o = *base;
+	json_t *rates = NULL;
+	int rc = CL_EXIT_ERROR;
+	ts_err e = cl_state_node_load(dir, &node, why, sizeof(why));
+	if (e == TS_ERR_NOT_FOUND) {
+		fprintf(stderr, "not enrolled: run tessera-client enroll URL TOKEN first\n");
+		goto out;
+	}
+	if (e) {
+		fprintf(stderr, "%s\n", why);
+		goto out;
+	}
+	if (bench)
+		rates = node_rates(dir, o.threads, RUN_BENCH_S, mpi);
+	o.rates = rates;
+	o.runner = mpi ? cl_mpi_runner(mpi) : NULL;
+	if (!quiet) {
+		char text[256] = "not measured";
+		if (rates)
+			rates_text(rates, text, sizeof(text));
+		if (mpi)
+			printf("node %lld (%s) at %s: MPI, %d ranks x %d threads\n",
+			       (long long)node.node_id, node.name, node.url, cl_mpi_size(mpi), o.threads);
+		else
+			printf("node %lld (%s) at %s: %d threads\n", (long long)node.node_id, node.name,
+			       node.url, o.threads);
+		printf("rates: %s; asking for %g s of work, up to %d units per fetch; heartbeat "
+		       "every %g s\n",
+		       text, o.seconds, o.max_units, o.heartbeat_s);
+		fflush(stdout);
+	}
+	e = cl_node_run(&o, &node, &stop_flag, &stats, why, sizeof(why));
+	if (e) {
+		fprintf(stderr, "%s\n", why);
+		goto out;
+	}
+	printf("stopped: %llu units done", (unsigned long long)stats.done);
+	if (stats.rejected)
+		printf(", %llu rejected", (unsigned long long)stats.rejected);
+	if (stats.skipped)
+		printf(", %llu skipped", (unsigned long long)stats.skipped);
+	if (stats.pending)
+		printf(", %llu kept in %s/pending.json", (unsigned long long)stats.pending, dir);
+	printf("\n");
+	rc = CL_EXIT_OK;
+out:
+	memset(&node, 0, sizeof(node));
+	json_decref(rates);
+	return rc;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"state", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'},
-		{"max-units", required_argument, NULL, 'm'}, {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
+		{"state", required_argument, NULL, 's'},     {"threads", required_argument, NULL, 't'},
+		{"cpu-share", required_argument, NULL, 'c'}, {"max-units", required_argument, NULL, 'm'},
+		{"seconds", required_argument, NULL, 'S'},   {"heartbeat", required_argument, NULL, 'H'},
+		{"no-bench", no_argument, NULL, 'B'},	     {"mpi", no_argument, NULL, 'M'},
+		{"quiet", no_argument, NULL, 'q'},	     {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *state_opt = NULL;
-	int threads = 0, max_units = 1, quiet = 0, opt;
-	char dir[CL_STATE_PATH_MAX], why[CL_HTTP_MSG_MAX + 256];
-	cl_state_node node;
-	cl_node_stats stats;
-	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:m:qh", opts, opt) {
+	int threads = 0, share = 100, heartbeat = CL_BEAT_DEFAULT_S, bench = 1, use_mpi = 0;
+	int quiet = 0, opt, rc;
+	char dir[CL_STATE_PATH_MAX], why[256];
+	cl_node_opts o = {.max_units = DEFAULT_MAX_UNITS, .seconds = DEFAULT_SECONDS};
+	cl_mpi *mpi = NULL;
+	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:BMqh", opts, opt) {
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 't':
@@ -185,12 +336,31 @@ static int cmd_run(int argc, char **argv)
 					"--threads must be an integer from 1 to 1024, not '%s'",
 					optarg);
 			break;
+		case 'c':
+			if (cl_args_int(optarg, 1, 100, &share) != 0)
+				return cl_args_usage_error(
+					"--cpu-share must be a percentage from 1 to 100, not '%s'",
+					optarg);
+			break;
 		case 'm':
-			if (cl_args_int(optarg, 1, CL_NODE_MAX_UNITS, &max_units) != 0)
+			if (cl_args_int(optarg, 1, CL_NODE_MAX_UNITS, &o.max_units) != 0)
 				return cl_args_usage_error(
 					"--max-units must be an integer from 1 to 64, not '%s'",
 					optarg);
 			break;
+		case 'S':
+			if (cl_args_double(optarg, 1, 3600, &o.seconds) != 0)
+				return cl_args_usage_error(
+					"--seconds must be a number from 1 to 3600, not '%s'", optarg);
+			break;
+		case 'H':
+			if (cl_args_int(optarg, CL_BEAT_MIN_S, CL_BEAT_MAX_S, &heartbeat) != 0)
+				return cl_args_usage_error(
+					"--heartbeat must be an integer from 1 to 3600 seconds, not '%s'",
+					optarg);
+			break;
+		case 'B': bench = 0; break;
+		case 'M': use_mpi = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': return cl_args_help();
 		default: return cl_args_usage_bad();
@@ -200,12 +370,8 @@ static int cmd_run(int argc, char **argv)
 		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
 	if (state_dir(state_opt, dir, sizeof(dir)) != 0)
 		return CL_EXIT_ERROR;
-	ts_err e = cl_state_node_load(dir, &node, why, sizeof(why));
-	if (e == TS_ERR_NOT_FOUND) {
-		fprintf(stderr, "not enrolled: run tessera-client enroll URL TOKEN first\n");
-		return CL_EXIT_ERROR;
-	}
-	if (e) {
+	/* MPI only when asked: a plain run needs no mpirun. */
+	if (use_mpi && cl_mpi_init(&argc, &argv, &stop_flag, &mpi, why, sizeof(why)) != TS_OK) {
 		fprintf(stderr, "%s\n", why);
 		return CL_EXIT_ERROR;
 	}
@@ -217,29 +383,19 @@ static int cmd_run(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (!quiet) {
-		printf("node %lld (%s) at %s: %d threads, up to %d units per fetch\n",
-		       (long long)node.node_id, node.name, node.url, threads ? threads : online_cpus(),
-		       max_units);
-		fflush(stdout);
+	o.state_dir = dir;
+	o.threads = node_threads(threads, share, mpi ? cl_mpi_local_size(mpi) : 1);
+	o.heartbeat_s = heartbeat;
+	o.log = quiet ? NULL : stdout;
+	if (mpi && cl_mpi_rank(mpi) != 0)
+		rc = cl_mpi_serve(mpi, o.threads);
+	else
+		rc = run_node(dir, &o, bench, quiet, mpi);
+	if (mpi) {
+		cl_mpi_release(mpi); /* rank 0 ended early (not enrolled...): let the others go */
+		cl_mpi_finalize(mpi);
 	}
-	cl_node_opts o = {.state_dir = dir, .threads = threads, .max_units = max_units,
-			  .log = quiet ? NULL : stdout};
-	e = cl_node_run(&o, &node, &stop_flag, &stats, why, sizeof(why));
-	memset(&node, 0, sizeof(node));
-	if (e) {
-		fprintf(stderr, "%s\n", why);
-		return CL_EXIT_ERROR;
-	}
-	printf("stopped: %llu units done", (unsigned long long)stats.done);
-	if (stats.rejected)
-		printf(", %llu rejected", (unsigned long long)stats.rejected);
-	if (stats.skipped)
-		printf(", %llu skipped", (unsigned long long)stats.skipped);
-	if (stats.pending)
-		printf(", %llu kept in %s/pending.json", (unsigned long long)stats.pending, dir);
-	printf("\n");
-	return CL_EXIT_OK;
+	return rc;
 }
 
 static int cmd_bench(int argc, char **argv)
@@ -311,20 +467,40 @@ out:
 }
 
 static const cl_args_cmd commands[] = {
-	{"enroll", cmd_enroll, "enroll URL TOKEN [--state DIR] [--name NAME] [--force]",
+	{"enroll", cmd_enroll,
+	 "enroll URL TOKEN [--state DIR] [--name NAME] [--force] [--threads N | --cpu-share P] "
+	 "[--no-bench]",
 	 "\nJoins the grid at URL (https://HOST:PORT) with an enrollment token from\n"
 	 "'tessera token create'. The token carries the server's key pin, so nothing else\n"
 	 "needs to be trusted. The node's credentials go to DIR/node.json (mode 0600).\n\n"
 	 "  --state DIR   state directory (default $" STATE_ENV " or ~/" STATE_HOME ")\n"
 	 "  --name NAME   node name shown to users (default: the host name)\n"
-	 "  --force       replace an existing enrollment in DIR\n"},
-	{"run", cmd_run, "run [--state DIR] [--threads N] [--max-units K] [--quiet]",
+	 "  --force       replace an existing enrollment in DIR\n"
+	 "  --threads N   threads the node will compute on, for the benchmark sent with\n"
+	 "                the enrollment (default: all online CPUs)\n"
+	 "  --cpu-share P or P percent of the online CPUs (1..100)\n"
+	 "  --no-bench    enroll without measuring the node's speed\n"},
+	{"run", cmd_run,
+	 "run [--state DIR] [--threads N | --cpu-share P] [--seconds S] [--max-units K] "
+	 "[--heartbeat S] [--no-bench] [--mpi] [--quiet]",
 	 "\nFetches work units, computes them and reports the results until SIGINT or\n"
 	 "SIGTERM. Network errors are retried with backoff; finished results are kept in\n"
-	 "DIR/pending.json until the server has them.\n\n"
+	 "DIR/pending.json until the server has them. At start the node measures its\n"
+	 "speed (kept in DIR/rates.json for an hour) and tells the server, which sizes\n"
+	 "each fetch to about S seconds of work: a fast machine gets more than a Pi.\n\n"
 	 "  --state DIR     state directory (default $" STATE_ENV " or ~/" STATE_HOME ")\n"
-	 "  --threads N     compute threads (default: all online CPUs)\n"
-	 "  --max-units K   units asked for per fetch, 1..64 (default 1)\n"
+	 "  --threads N     compute threads (per rank with --mpi; default: all online\n"
+	 "                  CPUs, shared among the ranks on a host)\n"
+	 "  --cpu-share P   use P percent of the online CPUs (1..100, default 100), at\n"
+	 "                  least one thread: keep part of the machine for yourself\n"
+	 "  --seconds S     seconds of work asked per fetch, 1..3600 (default 20)\n"
+	 "  --max-units K   at most K units per fetch, 1..64 (default 16)\n"
+	 "  --heartbeat S   tell the server every S seconds that a long unit is still\n"
+	 "                  being computed, 1..3600 (default 30)\n"
+	 "  --no-bench      do not measure or send this node's speed\n"
+	 "  --mpi           run under mpirun as one node: rank 0 talks to the server,\n"
+	 "                  every rank computes a slice of each unit\n"
+	 "                  (mpirun -np N tessera-client run --mpi)\n"
 	 "  --quiet         no line per unit\n"},
 	{"bench", cmd_bench, "bench [--kernel K] [--threads N] [--seconds S] [--json]",
 	 "\nMeasures how fast this machine runs each kernel.\n\n"

@@ -185,7 +185,8 @@ ts_err srv_db_open(const char *path, int create, srv_db **out)
 	/* WAL with synchronous=NORMAL: a commit survives a crash or kill -9 of the server (the WAL is
 	 * written before the reply); only a power loss may lose the last few commits. */
 	result = db_exec_sql(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-				    " PRAGMA foreign_keys=ON;");
+				    " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
+				    " PRAGMA temp_store=MEMORY;");
 	if (result)
 		goto out;
 	int version = db_user_version(db->h);
