@@ -121,6 +121,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_UNIT_MISSING] = "UPDATE units SET missing = missing + ?2 WHERE id = ?1",
 	[Q_REPLICA_EXPIRING] = "SELECT id, unit_id FROM replicas WHERE state = 1 AND deadline <= ?1 LIMIT 512",
 	[Q_REPLICA_EXPIRE] = "UPDATE replicas SET state = 4 WHERE id = ?1",
+	[Q_REPLICA_GIVE_BACK] = "UPDATE replicas SET state = 3, reported_at = ?2 WHERE id = ?1",
 	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4, valid_at = ?5 WHERE id = ?1",
 	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas WHERE unit_id = ?1 AND state = 2"
 			   " GROUP BY res0, res1 ORDER BY c DESC LIMIT 1",

@@ -353,7 +353,8 @@ static ts_err report_check(const json_t *results, char *why, size_t whylen)
 {
 	static const srv_field fields[] = {
 		{"unit_id", F_INT, 1, 1, 9.2e18},
-		{"result", F_OBJ, 1, 0, 0},
+		{"result", F_OBJ, 0, 0, 0},
+		{"error", F_STR, 0, 1, 200},
 		{"wall_s", F_NUM, 0, 0, 1e7},
 	};
 	size_t i;
@@ -362,6 +363,10 @@ static ts_err report_check(const json_t *results, char *why, size_t whylen)
 		char inner[200];
 		if (srv_json_check(item, fields, TS_ARRAY_LEN(fields), inner, sizeof(inner))) {
 			snprintf(why, whylen, "results[%zu]: %s", i, inner);
+			return TS_ERR_BAD_REQUEST;
+		}
+		if (!json_object_get(item, "result") == !json_object_get(item, "error")) {
+			snprintf(why, whylen, "results[%zu]: give either 'result' or 'error'", i);
 			return TS_ERR_BAD_REQUEST;
 		}
 	}
@@ -505,6 +510,15 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 		*reason = NULL;
 	if (v != WU_ACCEPT && v != WU_LATE)
 		return TS_OK;
+	if (json_object_get(item, "error")) {
+		/* The node cannot compute it (an unknown kernel, say): its slot goes back to the unit,
+		 * and the unit never comes back to this node. */
+		*reason = NULL;
+		ts_err result = SRV_EXEC(db, Q_REPLICA_GIVE_BACK, rid, r->now);
+		if (!result && v == WU_ACCEPT && rstate == WU_R_LEASED)
+			result = SRV_EXEC(db, Q_UNIT_MISSING, u.id, 1);
+		return result;
+	}
 	struct job_info *j = job_load(db, c, u.job_id);
 	if (!j)
 		return TS_ERR_DB;

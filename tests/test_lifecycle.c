@@ -337,3 +337,28 @@ Test(lifecycle, fetch_is_sized_by_the_node_rate, .init = setup, .fini = teardown
 	const char *unknown = "{\"speed\":1}";
 	cr_expect_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", slow, unknown, strlen(unknown), 0, NULL), 400);
 }
+
+Test(lifecycle, a_declined_unit_goes_to_another_node, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160], b[160], body[200];
+	json_t *reply = NULL;
+	th_enroll_node(&srv, "old", a, sizeof(a));
+	th_enroll_node(&srv, "new", b, sizeof(b));
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10000,\"seed\":2},\"units\":1}");
+	struct unit ua = first_unit(th_fetch(&srv, a, 1));
+	cr_assert(ua.id);
+	snprintf(body, sizeof(body), "{\"results\":[{\"unit_id\":%lld,\"error\":\"unknown kernel\"}]}", (long long)ua.id);
+	cr_assert_eq(th_http(&srv, "POST", "/api/v1/work/report", a, body, strlen(body), 0, &reply), 200);
+	cr_expect_eq(json_array_size(json_object_get(reply, "accepted")), 1);
+	json_decref(reply);
+	/* Not back to the node that declined it; at once to the other. */
+	cr_expect_eq(first_unit(th_fetch(&srv, a, 1)).id, 0);
+	struct unit ub = first_unit(th_fetch(&srv, b, 1));
+	cr_expect_eq(ub.id, ua.id);
+	cr_expect(report(b, &ub, true_hits(&ub)));
+	/* Both or neither of result and error is refused whole. */
+	snprintf(body, sizeof(body), "{\"results\":[{\"unit_id\":%lld,\"error\":\"x\",\"result\":{\"hits\":1}}]}", (long long)ua.id);
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/work/report", a, body, strlen(body), 0, NULL), 400);
+	snprintf(body, sizeof(body), "{\"results\":[{\"unit_id\":%lld}]}", (long long)ua.id);
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/work/report", a, body, strlen(body), 0, NULL), 400);
+}
