@@ -11,6 +11,9 @@ extern const char srv_schema_sql[]; /* schema/NNN_*.sql, embedded by cmake/embed
 struct srv_db {
 	sqlite3 *h;
 	sqlite3_stmt *st[Q__COUNT];
+	int group;      /* group commit: requests' transactions are savepoints of one transaction */
+	int group_open; /* that transaction is open and holds work not yet committed */
+	int in_request; /* a request's savepoint is open */
 };
 
 /* Every statement the server runs. States are those of workunits/wu.h: units 1 open, 2 valid,
@@ -262,18 +265,58 @@ ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st)
 
 ts_err srv_db_begin(srv_db *db)
 {
-	return db_exec_sql(db->h, "BEGIN IMMEDIATE");
+	if (!db->group)
+		return db_exec_sql(db->h, "BEGIN IMMEDIATE");
+	if (!db->group_open) {
+		ts_err result = db_exec_sql(db->h, "BEGIN IMMEDIATE");
+		if (result)
+			return result;
+		db->group_open = 1;
+	}
+	db->in_request = 1;
+	return db_exec_sql(db->h, "SAVEPOINT request");
 }
 
 ts_err srv_db_commit(srv_db *db)
 {
-	return db_exec_sql(db->h, "COMMIT");
+	if (!db->group)
+		return db_exec_sql(db->h, "COMMIT");
+	db->in_request = 0;
+	return db_exec_sql(db->h, "RELEASE request");
 }
 
 void srv_db_rollback(srv_db *db)
 {
+	if (db->group) {
+		/* Only this request's work goes; the group's other requests stay. */
+		if (db->in_request)
+			sqlite3_exec(db->h, "ROLLBACK TO request; RELEASE request", NULL, NULL, NULL);
+		db->in_request = 0;
+		return;
+	}
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void srv_db_set_group(srv_db *db, int on)
+{
+	db->group = on;
+}
+
+int srv_db_pending(const srv_db *db)
+{
+	return db->group_open;
+}
+
+ts_err srv_db_flush(srv_db *db)
+{
+	if (!db->group_open)
+		return TS_OK;
+	db->group_open = 0;
+	ts_err result = db_exec_sql(db->h, "COMMIT");
+	if (result)
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	return result;
 }
 
 ts_err srv_db_exec_ints(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n)

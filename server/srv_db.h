@@ -98,10 +98,18 @@ sqlite3 *srv_db_handle(srv_db *db);
 /* Runs a statement that returns no rows (or ignores them) to completion. */
 ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st);
 
-/* Transactions. begin is BEGIN IMMEDIATE; rollback never fails. */
+/* A request's transaction. begin is BEGIN IMMEDIATE; rollback never fails.
+ * With group commit on, a request's transaction is a savepoint inside one group transaction
+ * that srv_db_flush commits for many requests at once; the caller must hold every reply that
+ * depends on the store until then (srv_db_pending tells). */
 ts_err srv_db_begin(srv_db *db);
 ts_err srv_db_commit(srv_db *db);
 void srv_db_rollback(srv_db *db);
+void srv_db_set_group(srv_db *db, int on);
+/* Whether a group transaction holds uncommitted work. */
+int srv_db_pending(const srv_db *db);
+/* Commits the group transaction; on failure it is rolled back and the error returned. */
+ts_err srv_db_flush(srv_db *db);
 
 /* Runs statement q bound with integers ?1..?n: SRV_EXEC(db, Q_X, a, b, ...). */
 ts_err srv_db_exec_ints(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n);

@@ -333,6 +333,45 @@ void srv_req_clear(srv_req *r)
 	r->text = NULL;
 }
 
+/* A reply that depends on uncommitted work, held until the group commit. */
+struct srv_held {
+	struct evhttp_request *ev;
+	srv_req r;
+	size_t route;
+	double t0;
+};
+
+static void send_held(srv_ctx *ctx, struct srv_held *h, ts_err commit)
+{
+	if (commit) {
+		/* The work was not committed: the client must not take it as done. */
+		srv_req_clear(&h->r);
+		h->r.status = ts_err_http_status(TS_ERR_UNAVAILABLE);
+		h->r.reply = error_json(TS_ERR_UNAVAILABLE, "the store could not commit; retry");
+	}
+	send_reply(h->ev, h->r.status, &h->r);
+	count_request(ctx, h->route, h->r.status, ts_mono() - h->t0);
+	srv_req_clear(&h->r);
+}
+
+/* Commits the group transaction, then sends every reply it held. */
+static void flush_group(srv_ctx *ctx)
+{
+	ts_err result = srv_db_flush(ctx->db);
+	if (result)
+		fprintf(stderr, "%s: group commit failed: %s\n", __func__, ts_strerror(result));
+	ctx->commits++;
+	ctx->grouped += ctx->n_held;
+	for (size_t i = 0; i < ctx->n_held; i++)
+		send_held(ctx, &ctx->held[i], result);
+	ctx->n_held = 0;
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	flush_group(arg);
+}
+
 static void dispatch(struct evhttp_request *ev, void *arg)
 {
 	srv_ctx *ctx = arg;
@@ -356,8 +395,19 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	call.body = call.body_len ? evbuffer_pullup(body, -1) : NULL;
 	srv_req r = {.call = &call, .now = ts_now(), .status = 200};
 	srv_http_handle(ctx, &call, &r, &route);
-	send_reply(ev, r.status, &r);
 	srv_conns_done(ctx->conns, bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), ts_mono());
+	r.call = NULL;
+	if (srv_db_pending(ctx->db)) {
+		/* Held until the group commits: after the other requests ready now, at the latest. A
+		 * connection that closes meanwhile is fine: evhttp keeps a request the user holds. */
+		ctx->held[ctx->n_held++] = (struct srv_held){ev, r, route, t0};
+		if (ctx->n_held == SRV_GROUP_MAX)
+			flush_group(ctx);
+		else if (ctx->n_held == 1)
+			event_active(ctx->flush_ev, EV_TIMEOUT, 0);
+		return;
+	}
+	send_reply(ev, r.status, &r);
 	count_request(ctx, route, r.status, ts_mono() - t0);
 	srv_req_clear(&r);
 }
@@ -391,8 +441,14 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 	ctx->lim_token = srv_limiter_new(16384, (double)cfg->rate_limit, 2.0 * (double)cfg->rate_limit, seed + 1);
 	ctx->lim_login = srv_limiter_new(4096, (double)cfg->login_rate / 60.0, (double)cfg->login_rate, seed + 2);
 	ctx->http = evhttp_new(ctx->base);
-	if (!ctx->http || !ctx->conns || !ctx->lim_addr || !ctx->lim_token || !ctx->lim_login)
+	ctx->held = calloc(SRV_GROUP_MAX, sizeof(*ctx->held));
+	/* The flush runs at the lowest priority: after every request that is ready now. */
+	ctx->flush_ev = event_new(ctx->base, -1, 0, on_flush, ctx);
+	if (!ctx->http || !ctx->conns || !ctx->lim_addr || !ctx->lim_token || !ctx->lim_login ||
+	    !ctx->held || !ctx->flush_ev)
 		return TS_ERR_NOMEM;
+	event_priority_set(ctx->flush_ev, SRV_PRIORITIES - 1);
+	srv_db_set_group(ctx->db, (int)cfg->group_commit);
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
 	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY_HARD);
@@ -427,6 +483,13 @@ void srv_http_sweep(srv_ctx *ctx)
 
 void srv_http_stop(srv_ctx *ctx)
 {
+	if (ctx->n_held)
+		flush_group(ctx);
+	if (ctx->flush_ev)
+		event_free(ctx->flush_ev);
+	ctx->flush_ev = NULL;
+	free(ctx->held);
+	ctx->held = NULL;
 	if (ctx->http)
 		evhttp_free(ctx->http);
 	ctx->http = NULL;

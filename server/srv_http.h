@@ -44,7 +44,12 @@ typedef struct srv_config {
 	int64_t max_conns_per_addr;
 	int64_t request_timeout_s;  /* accept to first complete request */
 	int64_t idle_timeout_s;     /* between requests on a kept-alive connection */
+	int64_t group_commit;       /* 1: many requests per transaction, replies after its commit */
 } srv_config;
+
+#define SRV_GROUP_MAX 128 /* replies held for one group commit at most */
+#define SRV_PRIORITIES 3  /* event priorities: the base must be made with these (see srv_main) */
+struct srv_held;
 
 /* The server's one context, passed to every callback. */
 typedef struct srv_ctx {
@@ -60,6 +65,10 @@ typedef struct srv_ctx {
 	srv_config cfg;
 	srv_conns *conns;
 	srv_limiter *lim_addr, *lim_token, *lim_login;
+	struct event *flush_ev;    /* commits the group and sends the held replies */
+	struct srv_held *held;     /* replies waiting for the group commit */
+	size_t n_held;
+	uint64_t commits, grouped; /* group commits done, and the requests they carried */
 	uint64_t requests;
 	srv_route_stats route_stats[SRV_ROUTES_MAX + 1]; /* the last one: no route matched */
 	uint64_t latency[SRV_LATENCY_BUCKETS + 1];      /* cumulative histogram, +Inf last */

@@ -84,6 +84,8 @@ static const struct config_row {
 	 "seconds from connect to the first complete request"},
 	{"idle-timeout", offsetof(srv_config, idle_timeout_s), 60, 1, 3600,
 	 "seconds a kept-alive connection may wait for its next request"},
+	{"group-commit", offsetof(srv_config, group_commit), 1, 0, 1,
+	 "1: commit many requests at once, every reply after its commit"},
 };
 
 static void config_defaults(srv_config *cfg)
@@ -332,7 +334,7 @@ static int cmd_run(const struct opts *o)
 	if (srv_db_open(dbpath, 0, &ctx.db))
 		goto out;
 	ctx.base = event_base_new();
-	if (!ctx.base || srv_http_start(&ctx, host, port))
+	if (!ctx.base || event_base_priority_init(ctx.base, SRV_PRIORITIES) || srv_http_start(&ctx, host, port))
 		goto out;
 	sigint = evsignal_new(ctx.base, SIGINT, on_signal, &ctx);
 	sigterm = evsignal_new(ctx.base, SIGTERM, on_signal, &ctx);

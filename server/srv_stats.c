@@ -175,6 +175,10 @@ ts_err api_metrics(srv_ctx *ctx, srv_req *r)
 			 (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3));
 	sqlite3_reset(st);
 
+	text_add(&t, "# HELP tessera_group_commits_total Group commits, and the replies they carried.\n"
+		     "# TYPE tessera_group_commits_total counter\ntessera_group_commits_total %llu\n"
+		     "# TYPE tessera_group_commit_requests_total counter\ntessera_group_commit_requests_total %llu\n",
+		 (unsigned long long)ctx->commits, (unsigned long long)ctx->grouped);
 	text_add(&t, "# HELP tessera_http_requests_total Requests by route and status class.\n"
 		     "# TYPE tessera_http_requests_total counter\n");
 	for (size_t i = 0; i <= n; i++) {
