@@ -54,6 +54,15 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_STATS_UNITS] = "SELECT state, count(*) FROM units GROUP BY state",
 	[Q_STATS_PENDING] = "SELECT coalesce(sum(n_units - next_seq), 0) FROM jobs"
 			    " WHERE state IN ('queued', 'running')",
+	/* Finished jobs keep their row and result; their units and replicas can go, in batches. */
+	[Q_COMPACT_REPLICAS] = "DELETE FROM replicas WHERE rowid IN (SELECT r.rowid FROM replicas r"
+			       " JOIN units u ON u.id = r.unit_id JOIN jobs j ON j.id = u.job_id"
+			       " WHERE j.state IN ('done', 'failed', 'cancelled') AND j.finished_at < ?1"
+			       " LIMIT ?2)",
+	[Q_COMPACT_UNITS] = "DELETE FROM units WHERE rowid IN (SELECT u.rowid FROM units u"
+			    " JOIN jobs j ON j.id = u.job_id WHERE j.state IN ('done', 'failed', 'cancelled')"
+			    " AND j.finished_at < ?1 AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.unit_id = u.id)"
+			    " LIMIT ?2)",
 	[Q_JOB_UNITS] = "SELECT u.seq, u.start, u.count, u.res0, u.res1, n.name, u.valid_at FROM units u"
 			" LEFT JOIN replicas r ON r.unit_id = u.id AND r.counted = 1"
 			" LEFT JOIN nodes n ON n.id = r.node_id"

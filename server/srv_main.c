@@ -35,6 +35,8 @@ static const char usage_main[] =
 	"                                     serve (default 0.0.0.0:8443; port 0 picks a free port,\n"
 	"                                     written to DIR/server.port)\n"
 	"  pin --data DIR                     print the server's public-key pin\n"
+	"  compact --data DIR [--days N]      delete the units of jobs finished over N days ago\n"
+	"                                     (default 7); jobs keep their results\n"
 	"\n"
 	"Run 'tessera-server COMMAND --help' for a command's options.\n";
 
@@ -50,6 +52,11 @@ static const char usage_run[] =
 	"  --user NAME                 when started as root: drop to this user after binding\n"
 	"  --quiet                     log only errors\n"
 	"limits (default, range):\n";
+static const char usage_compact[] =
+	"usage: tessera-server compact --data DIR [--days N]\n"
+	"  Deletes the units and replicas of jobs that finished more than N days ago (default 7,\n"
+	"  0: all finished jobs), in small transactions, so it can run beside a live server.\n"
+	"  Jobs keep their results; their per-unit history (units by node, convergence) goes.\n";
 static const char usage_pin[] =
 	"usage: tessera-server pin --data DIR\n"
 	"  Prints the pin (sha256//base64 of the server's public key).\n";
@@ -59,6 +66,7 @@ struct opts {
 	const char *admin;
 	const char *listen;
 	const char *user;
+	const char *days;
 	int quiet;
 	srv_config cfg;
 };
@@ -128,10 +136,11 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		{"admin", required_argument, NULL, 'a'},
 		{"listen", required_argument, NULL, 'l'},
 		{"user", required_argument, NULL, 'u'},
+		{"days", required_argument, NULL, 'D'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 	};
-	size_t n = 6;
+	size_t n = 7;
 	for (size_t i = 0; i < TS_ARRAY_LEN(config_rows); i++)
 		longopts[n++] = (struct option){config_rows[i].name, required_argument, NULL, OPT_CONFIG + (int)i};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
@@ -149,6 +158,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		case 'a': o->admin = optarg; break;
 		case 'l': o->listen = optarg; break;
 		case 'u': o->user = optarg; break;
+		case 'D': o->days = optarg; break;
 		case 'q': o->quiet = 1; break;
 		case 'h':
 			fputs(usage, stdout);
@@ -184,6 +194,41 @@ static int cmd_pin(const char *dir)
 	}
 	ts_pin_format(digest, pin);
 	printf("%s\n", pin);
+	return 0;
+}
+
+static int cmd_compact(const struct opts *o)
+{
+	char dbpath[4096];
+	uint64_t days = 7;
+	srv_db *db = NULL;
+	int64_t removed[2] = {0, 0};
+	if (o->days && (ts_parse_u64(o->days, &days) || days > 36500)) {
+		fprintf(stderr, "tessera-server: --days wants 0..36500, got '%s'\n", o->days);
+		return 2;
+	}
+	data_path(dbpath, sizeof(dbpath), o->data, "tessera.db");
+	if (srv_db_open(dbpath, 0, &db))
+		return 1;
+	int64_t before = ts_now() - (int64_t)days * 86400 + (days ? 0 : 1);
+	static const enum srv_stmt steps[2] = {Q_COMPACT_REPLICAS, Q_COMPACT_UNITS};
+	for (int s = 0; s < 2; s++) {
+		for (;;) {
+			ts_err result = SRV_EXEC(db, steps[s], before, 10000);
+			if (result) {
+				srv_db_close(db);
+				return 1;
+			}
+			int n = sqlite3_changes(srv_db_handle(db));
+			removed[s] += n;
+			if (n == 0)
+				break;
+		}
+	}
+	sqlite3_exec(srv_db_handle(db), "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	srv_db_close(db);
+	printf("compacted: %lld units and %lld replicas of jobs finished before %lld days ago\n",
+	       (long long)removed[1], (long long)removed[0], (long long)days);
 	return 0;
 }
 
@@ -385,7 +430,7 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		const char *usage;
-	} cmds[] = {{"init", usage_init}, {"run", usage_run}, {"pin", usage_pin}};
+	} cmds[] = {{"init", usage_init}, {"run", usage_run}, {"pin", usage_pin}, {"compact", usage_compact}};
 	struct opts o = {0};
 	umask(077); /* keys, the store and its WAL are private to the server's user */
 	if (argc < 2) {
@@ -406,6 +451,8 @@ int main(int argc, char **argv)
 			return cmd_init(&o);
 		if (i == 1)
 			return cmd_run(&o);
+		if (i == 3)
+			return cmd_compact(&o);
 		return cmd_pin(o.data);
 	}
 	fprintf(stderr, "tessera-server: unknown command '%s'\n%s", argv[1], usage_main);

@@ -362,3 +362,28 @@ Test(lifecycle, a_declined_unit_goes_to_another_node, .init = setup, .fini = tea
 	snprintf(body, sizeof(body), "{\"results\":[{\"unit_id\":%lld}]}", (long long)ua.id);
 	cr_expect_eq(th_http(&srv, "POST", "/api/v1/work/report", a, body, strlen(body), 0, NULL), 400);
 }
+
+Test(lifecycle, compact_keeps_results_and_drops_unit_rows, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160], out[1024];
+	th_enroll_node(&srv, "a", a, sizeof(a));
+	int64_t done = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":42},\"units\":5}");
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":42},\"units\":5}");
+	/* Finish the first job; leave the second one running with a unit leased. */
+	for (int i = 0; i < 6; i++) {
+		struct unit u = first_unit(th_fetch(&srv, a, 1));
+		if (u.id)
+			report(a, &u, true_hits(&u));
+	}
+	cr_assert_eq(th_db_int(&srv, "SELECT count(*) FROM units"), 6);
+	char *argv[] = {(char *)th_bin("tessera-server"), "compact", "--data", srv.data, "--days", "0", NULL};
+	cr_assert_eq(th_run(argv, NULL, 60, out, sizeof(out)), 0, "%s", out);
+	cr_expect(strstr(out, "5 units") != NULL, "%s", out);
+	/* The running job's unit stays; the finished job keeps its exact result. */
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM units"), 1);
+	json_t *j = job_get(done);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "hits")), 785192);
+	json_decref(j);
+	char *bad[] = {(char *)th_bin("tessera-server"), "compact", "--data", srv.data, "--days", "-1", NULL};
+	cr_expect_eq(th_run(bad, NULL, 60, out, sizeof(out)), 2);
+}
