@@ -3,7 +3,11 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev libevent-dev libssl-dev openssl libsqlite3-dev zlib1g-dev
-      libjansson-dev libcurl4-openssl-dev libopenmpi-dev openmpi-bin libcriterion-dev)
+      libjansson-dev libcurl4-openssl-dev libopenmpi-dev openmpi-bin libcriterion-dev
+      chromium)
+# The dashboard's browser test runs on Node.js and npm: Debian's only where none is installed
+# (a Node.js from elsewhere ships its own npm and conflicts with Debian's npm package).
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 pkgs+=("$@")
 
 missing=()
