@@ -83,12 +83,14 @@ CREATE TABLE units (
     res0        INTEGER,                 -- the canonical partial, once valid
     res1        INTEGER,
     valid_at    INTEGER,
+    valid_rank  INTEGER,                 -- 1 for the job's first unit to become valid, 2 ...
     UNIQUE (job_id, seq)
 );
 CREATE INDEX units_open ON units (state, id);
 -- The units a fetch may hand a replica of: found without scanning every open unit.
 CREATE INDEX units_needy ON units (id) WHERE state = 1 AND missing > 0;
 CREATE INDEX units_valid ON units (valid_at);
+CREATE INDEX units_rank ON units (job_id, valid_rank);
 
 -- One node's copy of a unit; a node holds at most one replica of a unit.
 CREATE TABLE replicas (

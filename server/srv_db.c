@@ -66,7 +66,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_UNITS] = "SELECT u.seq, u.start, u.count, u.res0, u.res1, n.name, u.valid_at FROM units u"
 			" LEFT JOIN replicas r ON r.unit_id = u.id AND r.counted = 1"
 			" LEFT JOIN nodes n ON n.id = r.node_id"
-			" WHERE u.job_id = ?1 AND u.state = 2 ORDER BY u.valid_at DESC, u.id DESC LIMIT 5000",
+			" WHERE u.job_id = ?1 AND u.state = 2 ORDER BY u.valid_rank DESC LIMIT 5000",
 	[Q_TOKEN_BY_HASH] =
 		"SELECT t.hash, t.kind, t.user_id, t.node_id, t.uses_left, t.expires_at, t.revoked,"
 		" u.role, u.name, coalesce(u.disabled, n.disabled, 0), t.id"
@@ -134,7 +134,8 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_REPLICA_EXPIRING] = "SELECT id, unit_id FROM replicas WHERE state = 1 AND deadline <= ?1 LIMIT 512",
 	[Q_REPLICA_EXPIRE] = "UPDATE replicas SET state = 4 WHERE id = ?1",
 	[Q_REPLICA_GIVE_BACK] = "UPDATE replicas SET state = 3, reported_at = ?2 WHERE id = ?1",
-	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4, valid_at = ?5 WHERE id = ?1",
+	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4, valid_at = ?5, valid_rank = ?6"
+			  " WHERE id = ?1",
 	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas WHERE unit_id = ?1 AND state = 2"
 			   " GROUP BY res0, res1 ORDER BY c DESC LIMIT 1",
 	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas WHERE unit_id = ?1 AND state = 1",

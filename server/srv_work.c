@@ -456,7 +456,8 @@ static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u,
 	char why[200];
 	switch (wu_unit_next(&t, &more)) {
 	case WU_NEXT_VALID:
-		result = SRV_EXEC(db, Q_UNIT_SETTLE, u->id, WU_VALID, (int64_t)top.v[0], (int64_t)top.v[1], now);
+		result = SRV_EXEC(db, Q_UNIT_SETTLE, u->id, WU_VALID, (int64_t)top.v[0], (int64_t)top.v[1], now,
+				  (int64_t)j->done + 1);
 		if (!result)
 			result = judge_results(db, u->id, &top, 1);
 		if (result)
@@ -475,7 +476,7 @@ static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u,
 		snprintf(why, sizeof(why), "unit %lld [%llu, +%llu): no %d matching results among %d",
 			 (long long)u->id, (unsigned long long)u->start, (unsigned long long)u->count,
 			 t.quorum, t.results);
-		result = SRV_EXEC(db, Q_UNIT_SETTLE, u->id, WU_FAILED, 0, 0, now);
+		result = SRV_EXEC(db, Q_UNIT_SETTLE, u->id, WU_FAILED, 0, 0, now, 0);
 		if (!result)
 			result = job_finish(db, j, why, now);
 		return result;
