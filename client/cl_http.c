@@ -17,6 +17,7 @@ struct cl_http {
 	struct curl_slist *headers;
 	char url[CL_HTTP_URL_MAX];
 	char *token;
+	char *cacert; /* the CA file, for messages; NULL: none */
 	const volatile sig_atomic_t *abort_flag;
 	char errbuf[CURL_ERROR_SIZE];
 	/* The reply being received; reset by each request. */
@@ -180,17 +181,20 @@ ts_err cl_http_open(const cl_http_opts *opts, cl_http **out, char *why, size_t w
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	cl_http_set_timeout(h, 0);
-	if (opts->pin) {
+	if (opts->pin)
+		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, opts->pin);
+	if (opts->pin && !opts->cacert) {
 		/* The pin is the whole trust: the self-signed chain cannot verify, and the
 		 * certificate's names do not matter when the key is the one we expect. */
-		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, opts->pin);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
+		/* A CA file (with or without a pin) or the system CAs: chain and host name. */
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-		if (opts->cacert)
-			curl_easy_setopt(c, CURLOPT_CAINFO, opts->cacert);
+		if (opts->cacert && (curl_easy_setopt(c, CURLOPT_CAINFO, opts->cacert) != CURLE_OK ||
+				     !(h->cacert = strdup(opts->cacert))))
+			goto out;
 	}
 	if ((result = cl_http_set_token(h, opts->token)) != TS_OK)
 		goto out;
@@ -210,6 +214,7 @@ void cl_http_close(cl_http *h)
 	if (h->curl)
 		curl_easy_cleanup(h->curl);
 	curl_slist_free_all(h->headers);
+	free(h->cacert);
 	if (h->token) {
 		memset(h->token, 0, strlen(h->token)); /* a bearer token is a secret */
 		free(h->token);
@@ -228,8 +233,14 @@ static ts_err http_transport_error(cl_http *h, CURLcode rc, char *msg, size_t ms
 		return TS_ERR_PIN;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
-		snprintf(msg, msglen, "server certificate of %s is not trusted: %s (use --pin or --cacert)",
-			 h->url, detail);
+		if (h->cacert)
+			snprintf(msg, msglen, "server certificate of %s does not verify against CA file "
+					      "%s: %s",
+				 h->url, h->cacert, detail);
+		else
+			snprintf(msg, msglen, "server certificate of %s is not trusted: %s (use --pin "
+					      "or --cacert)",
+				 h->url, detail);
 		return TS_ERR_TLS;
 	case CURLE_WRITE_ERROR:
 		if (h->too_large) {

@@ -2,7 +2,8 @@
  *
  * One connection wraps one CURL easy handle, reused so that requests share a keep-alive TLS
  * session. Trust is a public-key pin ("sha256//<base64>", which replaces the CA chain: our
- * servers use self-signed certificates), a CA file (full verification), or the system CAs.
+ * servers use self-signed certificates), a CA file (full verification of the chain and the
+ * host name), both (a CA-signed server whose key must also match the pin), or the system CAs.
  * There is no plaintext: URLs must start with https://. Not thread-safe: one per thread. */
 #ifndef CL_HTTP_H
 #define CL_HTTP_H
@@ -22,7 +23,7 @@ typedef struct cl_http cl_http;
 typedef struct cl_http_opts {
 	const char *url;    /* base URL, "https://host:port" (a trailing '/' is dropped) */
 	const char *pin;    /* "sha256//<base64>" or NULL */
-	const char *cacert; /* CA file or NULL; ignored when pin is given */
+	const char *cacert; /* CA file or NULL; with a pin, the chain and the pin must both hold */
 	const char *token;  /* bearer token or NULL */
 } cl_http_opts;
 

@@ -24,6 +24,7 @@ struct node_ctx {
 	cl_beat *beat;   /* NULL: no heartbeat */
 	json_t *pending; /* array of pending items, oldest first */
 	cl_node_backoff backoff;
+	cl_node_backoff idle; /* rounds in which nothing could be computed */
 	cl_node_stats *stats;
 	char *why;
 	size_t whylen;
@@ -142,7 +143,7 @@ ts_err cl_node_compute(const json_t *unit, const cl_node_runner *runner, int thr
 	}
 	const kern *k = kern_find(kname);
 	if (!k) {
-		snprintf(why, whylen, "kernel '%.64s' is unknown to this client", kname);
+		snprintf(why, whylen, "unknown kernel '%.64s'", kname);
 		return TS_ERR_NOT_FOUND;
 	}
 	if (k->parse(params, &args, pwhy, sizeof(pwhy)) != TS_OK) {
@@ -177,16 +178,47 @@ ts_err cl_node_compute(const json_t *unit, const cl_node_runner *runner, int thr
 	return TS_OK;
 }
 
+ts_err cl_node_decline(const json_t *unit, const char *why, json_t **item)
+{
+	char error[CL_NODE_DECLINE_MAX + 1];
+	uint64_t id = 0, job = 0, start = 0, count = 0;
+	size_t n = 0;
+	*item = NULL;
+	if (unit_get_u64(unit, "id", &id) || id == 0 || id > INT64_MAX)
+		return TS_ERR_BAD_REQUEST;
+	/* The rest only labels the log line: a malformed unit is declined all the same. */
+	unit_get_u64(unit, "job_id", &job);
+	unit_get_u64(unit, "start", &start);
+	unit_get_u64(unit, "count", &count);
+	/* ASCII only: the reason may quote the server's own strings, cut anywhere. */
+	for (; why && why[n] && n < CL_NODE_DECLINE_MAX; n++)
+		error[n] = why[n] >= ' ' && why[n] < 0x7f ? why[n] : '?';
+	error[n] = '\0';
+	*item = json_pack("{s:{s:I,s:s},s:I,s:I,s:I}", "report", "unit_id", (json_int_t)id, "error",
+			  n ? error : "declined", "job_id", (json_int_t)job, "start",
+			  (json_int_t)start, "count", (json_int_t)count);
+	return *item ? TS_OK : TS_ERR_NOMEM;
+}
+
 void cl_node_format_item(const json_t *item, const char *verdict, char *out, size_t outlen)
 {
 	const json_t *report = json_object_get(item, "report");
 	const json_t *result = json_object_get(report, "result");
+	const char *error = json_string_value(json_object_get(report, "error"));
 	json_int_t start = json_integer_value(json_object_get(item, "start"));
 	json_int_t count = json_integer_value(json_object_get(item, "count"));
 	char parts[256] = "";
 	size_t used = 0;
 	const char *key;
 	json_t *v;
+	if (error) {
+		snprintf(out, outlen, "unit %" JSON_INTEGER_FORMAT " job %" JSON_INTEGER_FORMAT
+				      " [%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT ") declined (%s): %s",
+			 json_integer_value(json_object_get(report, "unit_id")),
+			 json_integer_value(json_object_get(item, "job_id")), start, start + count,
+			 error, verdict);
+		return;
+	}
 	/* The partial as key=value pairs: short, and right for any kernel's wire form. */
 	json_object_foreach((json_t *)result, key, v) {
 		char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -234,16 +266,21 @@ static void node_settle(struct node_ctx *c, size_t n, const json_t *reply, const
 {
 	for (size_t i = 0; i < n; i++) {
 		json_t *item = json_array_get(c->pending, i);
-		json_int_t id = json_integer_value(json_object_get(json_object_get(item, "report"),
-								   "unit_id"));
+		const json_t *report = json_object_get(item, "report");
+		json_int_t id = json_integer_value(json_object_get(report, "unit_id"));
+		int declined = json_object_get(report, "error") != NULL;
 		char buf[256], line[640];
 		const char *verdict = reply ? node_verdict(reply, id, buf, sizeof(buf)) : refusal;
 		if (!verdict)
 			verdict = "answered without a verdict";
-		if (strcmp(verdict, "accepted") == 0)
-			c->stats->done++;
-		else
+		if (strcmp(verdict, "accepted") != 0) {
 			c->stats->rejected++;
+		} else if (declined) {
+			c->stats->declined++;
+			verdict = "given back";
+		} else {
+			c->stats->done++;
+		}
 		if (c->o->log) {
 			cl_node_format_item(item, verdict, line, sizeof(line));
 			fprintf(c->o->log, "%s\n", line);
@@ -253,6 +290,29 @@ static void node_settle(struct node_ctx *c, size_t n, const json_t *reply, const
 		fflush(c->o->log);
 	for (size_t i = 0; i < n; i++)
 		json_array_remove(c->pending, 0);
+}
+
+/* Drops the declines among the first n pending items after a server refused their report
+ * whole: one that does not take "error" items. Their leases then end on their own, as before
+ * there were declines. Returns how many were dropped. */
+static size_t node_drop_declines(struct node_ctx *c, size_t n, const char *msg)
+{
+	size_t dropped = 0;
+	for (size_t i = n; i-- > 0;) {
+		json_t *item = json_array_get(c->pending, i);
+		if (!json_object_get(json_object_get(item, "report"), "error"))
+			continue;
+		if (c->o->log) {
+			char line[640], verdict[CL_HTTP_MSG_MAX + 64];
+			snprintf(verdict, sizeof(verdict), "not given back, the server refused it (%s)", msg);
+			cl_node_format_item(item, verdict, line, sizeof(line));
+			fprintf(c->o->log, "%s\n", line);
+		}
+		json_array_remove(c->pending, i);
+		c->stats->declined++;
+		dropped++;
+	}
+	return dropped;
 }
 
 /* Reports every pending item, 64 at a time, until the server has answered each. With retry 0
@@ -290,6 +350,11 @@ static ts_err node_report(struct node_ctx *c, int retry)
 				node_fatal(c, result, status, msg);
 				goto out;
 			}
+			if (f == FAIL_REFUSED && node_drop_declines(c, n, msg) > 0) {
+				/* An older server: the results go again, without the declines. */
+				result = TS_OK;
+				break;
+			}
 			if (f == FAIL_REFUSED) {
 				/* Answered: retrying the same body would get the same answer. */
 				char why[CL_HTTP_MSG_MAX + 32];
@@ -317,10 +382,12 @@ out:
 	return result;
 }
 
-/* Computes the units of one fetch reply into pending; returns how many were computed. */
-static size_t node_compute_all(struct node_ctx *c, const json_t *units)
+/* Computes the units of one fetch reply into pending, and declines there the ones it cannot
+ * compute; returns how many were computed. *added counts the pending items added. */
+static size_t node_compute_all(struct node_ctx *c, const json_t *units, size_t *added)
 {
 	size_t i, computed = 0;
+	*added = 0;
 	json_t *unit;
 	/* Busy for the whole batch: the fetch was the last contact, the report is the next. */
 	cl_beat_busy(c->beat, 1);
@@ -334,16 +401,21 @@ static size_t node_compute_all(struct node_ctx *c, const json_t *units)
 		if (e == TS_ERR_UNAVAILABLE && *c->stop)
 			break;
 		if (e) {
-			/* Not ours to compute: the lease expires and the unit goes to another node. */
-			c->stats->skipped++;
+			/* Not ours to compute: given back with the report, so the server hands it to
+			 * another node now rather than when its lease ends. */
+			int can = cl_node_decline(unit, why, &item) == TS_OK;
 			fprintf(stderr, "unit %" JSON_INTEGER_FORMAT " job %" JSON_INTEGER_FORMAT
-					": skipped: %s\n",
+					": %s: %s\n",
 				json_integer_value(json_object_get(unit, "id")),
-				json_integer_value(json_object_get(unit, "job_id")), why);
-			continue;
+				json_integer_value(json_object_get(unit, "job_id")),
+				can ? "declined, giving it back" : "cannot compute or give back", why);
+			if (!can)
+				continue;
+		} else {
+			computed++;
 		}
 		json_array_append_new(c->pending, item);
-		computed++;
+		(*added)++;
 	}
 	cl_beat_busy(c->beat, 0);
 	return computed;
@@ -394,18 +466,22 @@ static ts_err node_round(struct node_ctx *c)
 		node_sleep(c, wait);
 		goto out;
 	}
-	if (node_compute_all(c, units) == 0) {
-		/* Nothing we can compute: back off rather than lease units we would skip again. */
-		node_sleep(c, cl_node_backoff_next(&c->backoff, node_uniform()));
-		goto out;
-	}
 	cl_node_backoff_reset(&c->backoff);
-	/* On disk before the report: a crash from here on loses no finished work. */
-	if ((result = node_save_pending(c)) != TS_OK)
-		goto out;
-	result = node_report(c, 1);
-	if (result && *c->stop && json_array_size(c->pending) > 0)
-		result = TS_OK; /* interrupted while retrying: the final attempt comes next */
+	size_t added, computed = node_compute_all(c, units, &added);
+	if (added > 0) {
+		/* On disk before the report: a crash from here on loses no finished work. */
+		if ((result = node_save_pending(c)) != TS_OK)
+			goto out;
+		result = node_report(c, 1);
+		if (result && *c->stop && json_array_size(c->pending) > 0)
+			result = TS_OK; /* interrupted while retrying: the final attempt comes next */
+		if (result)
+			goto out;
+	}
+	if (computed > 0)
+		cl_node_backoff_reset(&c->idle);
+	else /* nothing we could compute: back off rather than lease more units to decline */
+		node_sleep(c, cl_node_backoff_next(&c->idle, node_uniform()));
 out:
 	json_decref(body);
 	json_decref(reply);
@@ -427,7 +503,8 @@ ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 {
 	struct node_ctx c = {.o = opts, .node = node, .stop = stop, .stats = stats, .why = why,
 			     .whylen = whylen};
-	cl_http_opts hopts = {.url = node->url, .pin = node->pin, .token = node->node_token};
+	cl_http_opts hopts = {.url = node->url, .pin = node->pin,
+			      .cacert = node->cacert[0] ? node->cacert : NULL, .token = node->node_token};
 	ts_err result;
 	memset(stats, 0, sizeof(*stats));
 	if ((result = cl_http_open(&hopts, &c.http, why, whylen)) != TS_OK)

@@ -4,7 +4,10 @@
  * answered it (accepted or rejected): in memory, and in DIR/pending.json before every report,
  * so that neither a server restart nor a client restart loses it. Network trouble and 5xx
  * answers are retried with exponential backoff and jitter, forever; only a revoked node, a
- * changed server key or an unusable state directory end the loop with an error. While a
+ * changed server key or an unusable state directory end the loop with an error. A unit the node
+ * cannot compute (a kernel it does not know, params its kernel refuses) is declined: reported
+ * with an "error" instead of a "result", through the same pending path, so the server gives it
+ * to another node at once instead of when its lease ends. While a
  * fetched batch computes, a heartbeat thread (cl_beat) tells the server the node is alive, so
  * units longer than the server's node timeout stay leased. */
 #ifndef CL_NODE_H
@@ -47,7 +50,7 @@ typedef struct cl_node_opts {
 typedef struct cl_node_stats {
 	uint64_t done;     /* results the server accepted */
 	uint64_t rejected; /* results the server answered with a rejection */
-	uint64_t skipped;  /* units this client could not compute (unknown kernel, bad params) */
+	uint64_t declined; /* units this client could not compute and gave back */
 	uint64_t pending;  /* results still unanswered when the loop ended (kept on disk) */
 } cl_node_stats;
 
@@ -78,6 +81,14 @@ int cl_node_share_threads(int online, int share);
  * *cancel was set. cancel and runner (kern_run) may be NULL. */
 ts_err cl_node_compute(const json_t *unit, const cl_node_runner *runner, int threads,
 		       const volatile int *cancel, json_t **item, char *why, size_t whylen);
+
+#define CL_NODE_DECLINE_MAX 200 /* the API's cap on a report item's "error" */
+
+/* A pending item that gives a unit back: {"report": {"unit_id", "error"}, "job_id", "start",
+ * "count"}, error being why (control and non-ASCII bytes replaced by '?', clipped to
+ * CL_NODE_DECLINE_MAX characters; "declined" when empty). TS_ERR_BAD_REQUEST when the unit has
+ * no usable id (it cannot be given back); TS_ERR_NOMEM. */
+ts_err cl_node_decline(const json_t *unit, const char *why, json_t **item);
 
 /* The log line of a pending item and its verdict ("accepted", "rejected: reason"). */
 void cl_node_format_item(const json_t *item, const char *verdict, char *out, size_t outlen);

@@ -33,7 +33,7 @@ struct field {
 static const struct field node_fields[] = {
 	STR_FIELD(cl_state_node, url, 1),	 STR_FIELD(cl_state_node, pin, 1),
 	INT_FIELD(cl_state_node, node_id, 1),	 STR_FIELD(cl_state_node, node_token, 1),
-	STR_FIELD(cl_state_node, name, 0),
+	STR_FIELD(cl_state_node, name, 0),	 STR_FIELD(cl_state_node, cacert, 0),
 };
 
 static const struct field config_fields[] = {

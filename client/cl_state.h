@@ -1,6 +1,7 @@
 /* cl_state: the files the client programs keep between runs.
  *
- * tessera-client keeps DIR/node.json (its enrollment: server URL, pin, node id and token) and
+ * tessera-client keeps DIR/node.json (its enrollment: server URL, pin, node id and token, and
+ * the CA file when the server's certificate is also to be verified against one) and
  * DIR/pending.json (results computed but not yet answered by the server) and DIR/rates.json
  * (its last benchmark, so that a restart need not measure again). tessera keeps
  * DIR/config.json (the login). Directories are 0700, files 0600 and written atomically, since
@@ -27,6 +28,7 @@ typedef struct cl_state_node {
 	int64_t node_id;
 	char node_token[TS_TOKEN_MAX];
 	char name[CL_STATE_NAME_MAX];
+	char cacert[CL_STATE_PATH_MAX]; /* absolute path, or empty: the pin alone */
 } cl_state_node;
 
 /* The CLI's login (config.json). pin and cacert may be empty; token empty after logout. */

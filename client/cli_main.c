@@ -1,27 +1,26 @@
-/* tessera: the user and admin command line. Log in, submit jobs, watch them, manage tokens. */
-#include <fcntl.h>
+/* tessera: the user and admin command line. Log in, submit jobs, watch them; the account
+ * commands (users, token, whoami) live in cl_acct. */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "cl_acct.h"
 #include "cl_args.h"
+#include "cl_cli.h"
 #include "cl_http.h"
 #include "cl_job.h"
 #include "cl_state.h"
 #include "ts_token.h"
 #include "ts_util.h"
 
-#define CONFIG_ENV "TESSERA_CONFIG"
-#define CONFIG_HOME ".config/tessera"
-#define PASSWORD_ENV "TESSERA_PASSWORD"
-#define PASSWORD_MAX 1024
+#define CONFIG_ENV CL_CLI_CONFIG_ENV
+#define CONFIG_HOME CL_CLI_CONFIG_HOME
 #define WAIT_POLL_S 0.5
 #define WAIT_LOG_EVERY_S 5.0 /* progress lines when stderr is not a terminal */
 
@@ -47,75 +46,6 @@ static int parse_simple(int argc, char **argv, int *as_json)
 	return 0;
 }
 
-static int config_dir(char *out, size_t outlen)
-{
-	if (cl_state_dir(CONFIG_ENV, CONFIG_HOME, out, outlen) != TS_OK) {
-		fprintf(stderr, "no configuration directory: set $%s or $HOME\n", CONFIG_ENV);
-		return -1;
-	}
-	return 0;
-}
-
-static void session_expired(const cl_state_config *cfg)
-{
-	fprintf(stderr, "session expired or revoked: log in again (tessera login %s --user %s)\n",
-		cfg->url, cfg->user[0] ? cfg->user : "NAME");
-}
-
-/* Loads the login and opens a connection with its token. Prints why on failure. */
-static int cli_connect(cl_state_config *cfg, cl_http **http)
-{
-	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128];
-	*http = NULL;
-	if (config_dir(dir, sizeof(dir)) != 0)
-		return -1;
-	ts_err e = cl_state_config_load(dir, cfg, why, sizeof(why));
-	if (e == TS_ERR_NOT_FOUND || (e == TS_OK && !cfg->token[0])) {
-		fprintf(stderr, "not logged in: run tessera login URL --user NAME\n");
-		return -1;
-	}
-	if (e) {
-		fprintf(stderr, "%s\n", why);
-		return -1;
-	}
-	if (cfg->expires_at > 0 && ts_now() >= cfg->expires_at) {
-		session_expired(cfg);
-		return -1;
-	}
-	cl_http_opts o = {.url = cfg->url, .pin = cfg->pin[0] ? cfg->pin : NULL,
-			  .cacert = cfg->cacert[0] ? cfg->cacert : NULL, .token = cfg->token};
-	if (cl_http_open(&o, http, why, sizeof(why)) != TS_OK) {
-		fprintf(stderr, "%s\n", why);
-		return -1;
-	}
-	cl_http_set_abort(*http, &interrupted);
-	return 0;
-}
-
-/* Prints why a request failed: the server's or the transport's words. */
-static void cli_request_failed(const cl_state_config *cfg, int status, const char *msg)
-{
-	if (status == 401)
-		session_expired(cfg);
-	else if (status == 403)
-		fprintf(stderr, "not allowed: %s\n", msg);
-	else
-		fprintf(stderr, "%s\n", msg);
-}
-
-/* One request; on failure prints why and returns -1. */
-static int cli_request(const cl_state_config *cfg, cl_http *http, const char *method,
-		       const char *path, const json_t *body, json_t **reply)
-{
-	char msg[CL_HTTP_MSG_MAX];
-	int status = 0;
-	ts_err e = cl_http_request(http, method, path, body, &status, reply, msg, sizeof(msg));
-	if (e == TS_OK)
-		return 0;
-	cli_request_failed(cfg, status, msg);
-	return -1;
-}
-
 static int parse_id(const char *s, int64_t *id)
 {
 	uint64_t v;
@@ -125,59 +55,122 @@ static int parse_id(const char *s, int64_t *id)
 	return 0;
 }
 
-/* Reads a line from the terminal without echo. */
-static int read_password(const char *prompt, char *out, size_t outlen)
+/* Checks --token's form before it is sent anywhere: a node's or an enrollment token would
+ * be refused by the server anyway, with a less helpful message. */
+static int login_token_check(const char *token, size_t max)
 {
-	struct termios old, quiet;
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), rc = -1, restore = 0;
-	size_t n = 0;
-	if (fd < 0)
-		return -1;
-	if (write(fd, prompt, strlen(prompt)) < 0)
+	if (strncmp(token, TS_TOKEN_API ".", sizeof(TS_TOKEN_API)) != 0 &&
+	    strncmp(token, TS_TOKEN_SESSION ".", sizeof(TS_TOKEN_SESSION)) != 0)
+		return cl_args_usage_error("--token takes an API token (tsa.…, from 'tessera token "
+					   "create --api NAME'), not a node or enrollment token");
+	if (strlen(token) >= max)
+		return cl_args_usage_error("--token is too long");
+	return 0;
+}
+
+/* Sends the password to /login; fills in the role, token and expiry of cfg. */
+static int login_password(cl_http *http, const char *password, cl_state_config *cfg)
+{
+	char msg[CL_HTTP_MSG_MAX];
+	int status = 0, rc = -1;
+	json_t *body = json_pack("{s:s,s:s}", "username", cfg->user, "password", password), *reply = NULL;
+	ts_err e = body ? cl_http_request(http, "POST", "/api/v1/login", body, &status, &reply, msg,
+					  sizeof(msg))
+			: TS_ERR_NOMEM;
+	if (e) {
+		fprintf(stderr, status ? "login failed: %s\n" : "%s\n", msg[0] ? msg : ts_strerror(e));
 		goto out;
-	if (tcgetattr(fd, &old) == 0) {
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
 	}
-	for (;;) {
-		char c;
-		ssize_t r = read(fd, &c, 1);
-		if (r <= 0 || c == '\n' || c == '\r')
-			break;
-		if (n + 1 < outlen)
-			out[n++] = c;
+	const char *token = json_string_value(json_object_get(reply, "token"));
+	const char *role = json_string_value(json_object_get(reply, "role"));
+	if (!token || strlen(token) >= sizeof(cfg->token) || !role) {
+		fprintf(stderr, "login failed: the server's reply has no token and role\n");
+		goto out;
 	}
-	out[n] = '\0';
+	snprintf(cfg->role, sizeof(cfg->role), "%s", role);
+	snprintf(cfg->token, sizeof(cfg->token), "%s", token);
+	cfg->expires_at = (int64_t)json_integer_value(json_object_get(reply, "expires_at"));
 	rc = 0;
 out:
-	if (restore)
-		tcsetattr(fd, TCSAFLUSH, &old);
-	if (write(fd, "\n", 1) < 0) {
-		/* nothing to do: the newline is cosmetic */
-	}
-	close(fd);
+	/* The password is a secret: do not leave it in memory. */
+	if (body)
+		json_object_del(body, "password");
+	json_decref(body);
+	json_decref(reply);
 	return rc;
+}
+
+/* Checks cfg->token (already set on http) with /me; fills in the user, role and expiry. */
+static int login_token(cl_http *http, cl_state_config *cfg)
+{
+	char msg[CL_HTTP_MSG_MAX];
+	int status = 0, rc = -1;
+	json_t *me = NULL;
+	ts_err e = cl_http_request(http, "GET", "/api/v1/me", NULL, &status, &me, msg, sizeof(msg));
+	if (e) {
+		if (status == 401)
+			fprintf(stderr, "login failed: the token is unknown, expired or revoked\n");
+		else
+			fprintf(stderr, status ? "login failed: %s\n" : "%s\n", msg);
+		goto out;
+	}
+	const char *user = json_string_value(json_object_get(me, "username"));
+	const char *role = json_string_value(json_object_get(me, "role"));
+	if (!user || strlen(user) >= sizeof(cfg->user) || !role) {
+		fprintf(stderr, "login failed: the server's reply has no user name and role\n");
+		goto out;
+	}
+	snprintf(cfg->user, sizeof(cfg->user), "%s", user);
+	snprintf(cfg->role, sizeof(cfg->role), "%s", role);
+	cfg->expires_at = (int64_t)json_integer_value(json_object_get(me, "expires_at"));
+	rc = 0;
+out:
+	json_decref(me);
+	return rc;
+}
+
+/* Whether two server URLs are the same but for trailing slashes. */
+static int login_same_url(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	while (na > 0 && a[na - 1] == '/')
+		na--;
+	while (nb > 0 && b[nb - 1] == '/')
+		nb--;
+	return na == nb && strncmp(a, b, na) == 0;
+}
+
+/* A login to the server of the stored login, without --pin or --cacert, keeps the stored pin
+ * or CA file: after a logout the password (or token) is all it takes. */
+static void login_stored_trust(const char *dir, const char *url, cl_state_config *cfg)
+{
+	char why[CL_STATE_PATH_MAX + 128];
+	cl_state_config old;
+	if (cl_state_config_load(dir, &old, why, sizeof(why)) == TS_OK && login_same_url(old.url, url)) {
+		snprintf(cfg->pin, sizeof(cfg->pin), "%s", old.pin);
+		snprintf(cfg->cacert, sizeof(cfg->cacert), "%s", old.cacert);
+	}
+	memset(&old, 0, sizeof(old));
 }
 
 static int cmd_login(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"user", required_argument, NULL, 'u'}, {"pin", required_argument, NULL, 'p'},
-		{"cacert", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"user", required_argument, NULL, 'u'}, {"token", required_argument, NULL, 'k'},
+		{"pin", required_argument, NULL, 'p'},	{"cacert", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},	{NULL, 0, NULL, 0},
 	};
-	const char *user = NULL, *pin = NULL, *cacert = NULL;
-	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128], msg[CL_HTTP_MSG_MAX];
-	char password[PASSWORD_MAX] = "", prompt[CL_HTTP_URL_MAX + 256];
+	const char *user = NULL, *token = NULL, *pin = NULL, *cacert = NULL;
+	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128];
+	char password[CL_CLI_PASSWORD_MAX] = "", prompt[CL_HTTP_URL_MAX + 256];
 	int opt, rc = CL_EXIT_ERROR;
 	cl_http *http = NULL;
-	json_t *body = NULL, *reply = NULL;
 	cl_state_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
-	CL_ARGS_FOREACH_OPT(argc, argv, "u:p:c:h", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "u:k:p:c:h", opts, opt) {
 		switch (opt) {
 		case 'u': user = optarg; break;
+		case 'k': token = optarg; break;
 		case 'p': pin = optarg; break;
 		case 'c': cacert = optarg; break;
 		case 'h': return cl_args_help();
@@ -188,10 +181,17 @@ static int cmd_login(int argc, char **argv)
 		return cl_args_usage_error("%s", argc == optind ? "needs the server URL"
 							       : "too many arguments");
 	const char *url = argv[optind];
-	if (!user || !*user)
-		return cl_args_usage_error("needs --user NAME");
-	if (strlen(user) >= sizeof(cfg.user))
-		return cl_args_usage_error("--user is too long");
+	if (user && token)
+		return cl_args_usage_error("give --user or --token, not both");
+	if (!user && !token && getenv(CL_CLI_TOKEN_ENV) && *getenv(CL_CLI_TOKEN_ENV))
+		token = getenv(CL_CLI_TOKEN_ENV);
+	if (!user && !token)
+		return cl_args_usage_error("needs --user NAME, or --token TOKEN (or $%s)",
+					   CL_CLI_TOKEN_ENV);
+	if (user && (!*user || strlen(user) >= sizeof(cfg.user)))
+		return cl_args_usage_error("--user must be 1 to %zu characters", sizeof(cfg.user) - 1);
+	if (token && login_token_check(token, sizeof(cfg.token)) != 0)
+		return CL_EXIT_USAGE;
 	if (pin && cacert)
 		return cl_args_usage_error("give --pin or --cacert, not both");
 	if (pin && !ts_pin_valid(pin))
@@ -199,63 +199,52 @@ static int cmd_login(int argc, char **argv)
 					   "'tessera-server pin' prints it");
 	if (cl_http_url_check(url, why, sizeof(why)) != TS_OK)
 		return cl_args_usage_error("%s", why);
+	if (cl_cli_config_dir(dir, sizeof(dir)) != 0)
+		goto out;
 	if (cacert && (!realpath(cacert, cfg.cacert) || access(cfg.cacert, R_OK) != 0)) {
 		fprintf(stderr, "cannot read CA file %s\n", cacert);
 		goto out;
 	}
-	const char *env = getenv(PASSWORD_ENV);
-	if (env && *env) {
+	if (pin)
+		snprintf(cfg.pin, sizeof(cfg.pin), "%s", pin);
+	else if (!cacert)
+		login_stored_trust(dir, url, &cfg);
+	const char *env = getenv(CL_CLI_PASSWORD_ENV);
+	if (token) {
+		snprintf(cfg.token, sizeof(cfg.token), "%s", token);
+	} else if (env && *env) {
 		snprintf(password, sizeof(password), "%s", env);
 	} else {
 		snprintf(prompt, sizeof(prompt), "password for %s at %s: ", user, url);
-		if (read_password(prompt, password, sizeof(password)) != 0) {
-			fprintf(stderr, "no password: set $%s or run on a terminal\n", PASSWORD_ENV);
+		if (cl_cli_read_password(prompt, password, sizeof(password)) != 0) {
+			fprintf(stderr, "no password: set $%s or run on a terminal\n",
+				CL_CLI_PASSWORD_ENV);
 			goto out;
 		}
 	}
-	if (config_dir(dir, sizeof(dir)) != 0)
-		goto out;
-	cl_http_opts o = {.url = url, .pin = pin, .cacert = cacert ? cfg.cacert : NULL};
+	cl_http_opts o = {.url = url, .pin = cfg.pin[0] ? cfg.pin : NULL,
+			  .cacert = cfg.cacert[0] ? cfg.cacert : NULL, .token = token};
 	if (cl_http_open(&o, &http, why, sizeof(why)) != TS_OK) {
 		fprintf(stderr, "%s\n", why);
 		goto out;
 	}
 	cl_http_set_abort(http, &interrupted);
-	if (!(body = json_pack("{s:s,s:s}", "username", user, "password", password)))
+	if (user)
+		snprintf(cfg.user, sizeof(cfg.user), "%s", user);
+	if (token ? login_token(http, &cfg) : login_password(http, password, &cfg))
 		goto out;
-	int status = 0;
-	ts_err e = cl_http_request(http, "POST", "/api/v1/login", body, &status, &reply, msg,
-				   sizeof(msg));
-	if (e) {
-		fprintf(stderr, status ? "login failed: %s\n" : "%s\n", msg);
-		goto out;
-	}
-	const char *token = json_string_value(json_object_get(reply, "token"));
-	const char *role = json_string_value(json_object_get(reply, "role"));
-	if (!token || strlen(token) >= sizeof(cfg.token) || !role) {
-		fprintf(stderr, "login failed: the server's reply has no token and role\n");
-		goto out;
-	}
 	snprintf(cfg.url, sizeof(cfg.url), "%s", cl_http_url(http));
-	snprintf(cfg.pin, sizeof(cfg.pin), "%s", pin ? pin : "");
-	snprintf(cfg.user, sizeof(cfg.user), "%s", user);
-	snprintf(cfg.role, sizeof(cfg.role), "%s", role);
-	snprintf(cfg.token, sizeof(cfg.token), "%s", token);
-	cfg.expires_at = (int64_t)json_integer_value(json_object_get(reply, "expires_at"));
 	if (cl_state_config_save(dir, &cfg, why, sizeof(why)) != TS_OK) {
 		fprintf(stderr, "logged in, but could not save the login: %s\n", why);
 		goto out;
 	}
-	printf("logged in as %s (%s) at %s\n", cfg.user, cfg.role, cfg.url);
+	printf("logged in as %s (%s) at %s%s\n", cfg.user, cfg.role, cfg.url,
+	       !token ? "" : cl_cli_is_api_token(token) ? " with an API token" : " with a session token");
 	rc = CL_EXIT_OK;
 out:
 	/* The password and the token are secrets: do not leave them in memory. */
-	if (body)
-		json_object_del(body, "password");
 	memset(password, 0, sizeof(password));
 	memset(&cfg, 0, sizeof(cfg));
-	json_decref(body);
-	json_decref(reply);
 	cl_http_close(http);
 	return rc;
 }
@@ -358,7 +347,7 @@ static int cmd_submit(int argc, char **argv)
 	}
 	json_object_set_new(body, "kernel", json_string(kernel));
 	json_object_set(body, "params", params);
-	if (cli_connect(&cfg, &http) != 0 || cli_request(&cfg, http, "POST", "/api/v1/jobs", body,
+	if (cl_cli_connect(&cfg, &http, &interrupted) != 0 || cl_cli_request(&cfg, http, "POST", "/api/v1/jobs", body,
 							 &reply) != 0)
 		goto out;
 	json_t *id = json_object_get(reply, "id");
@@ -374,16 +363,6 @@ out:
 	json_decref(reply);
 	cl_http_close(http);
 	return rc;
-}
-
-static int print_json(const json_t *j)
-{
-	char *text = json_dumps(j, JSON_INDENT(2));
-	if (!text)
-		return -1;
-	printf("%s\n", text);
-	free(text);
-	return 0;
 }
 
 /* Parses "ID [--json]" commands (status, cancel). */
@@ -409,10 +388,10 @@ static int cmd_status(int argc, char **argv)
 	if ((r = parse_id_cmd(argc, argv, &id, &as_json)) != 0)
 		return r < 0 ? CL_EXIT_OK : r;
 	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
-	if (cli_connect(&cfg, &http) != 0 || cli_request(&cfg, http, "GET", path, NULL, &job) != 0)
+	if (cl_cli_connect(&cfg, &http, &interrupted) != 0 || cl_cli_request(&cfg, http, "GET", path, NULL, &job) != 0)
 		goto out;
 	if (as_json)
-		print_json(job);
+		cl_cli_print_json(job);
 	else
 		cl_job_print_summary(stdout, job);
 	rc = CL_EXIT_OK;
@@ -476,7 +455,7 @@ static int cmd_wait(int argc, char **argv)
 	if (parse_id(argv[optind], &id) != 0)
 		return CL_EXIT_USAGE;
 	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
-	if (cli_connect(&cfg, &http) != 0)
+	if (cl_cli_connect(&cfg, &http, &interrupted) != 0)
 		goto out;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -505,7 +484,7 @@ static int cmd_wait(int argc, char **argv)
 				break;
 			if (tty)
 				fputc('\n', stderr);
-			cli_request_failed(&cfg, status, msg);
+			cl_cli_request_failed(&cfg, status, msg);
 			goto out;
 		}
 		retry = WAIT_POLL_S;
@@ -551,7 +530,7 @@ static int cmd_wait(int argc, char **argv)
 	}
 	const char *state = json_string_value(json_object_get(job, "state"));
 	if (as_json)
-		print_json(job);
+		cl_cli_print_json(job);
 	if (!state || strcmp(state, "done") != 0) {
 		const char *err = json_string_value(json_object_get(job, "error"));
 		fprintf(stderr, "job %lld %s%s%s\n", (long long)id, state ? state : "ended", err ? ": " : "",
@@ -577,11 +556,11 @@ static int cmd_jobs(int argc, char **argv)
 		return r < 0 ? CL_EXIT_OK : r;
 	if (optind != argc)
 		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
-	if (cli_connect(&cfg, &http) != 0 ||
-	    cli_request(&cfg, http, "GET", "/api/v1/jobs", NULL, &reply) != 0)
+	if (cl_cli_connect(&cfg, &http, &interrupted) != 0 ||
+	    cl_cli_request(&cfg, http, "GET", "/api/v1/jobs", NULL, &reply) != 0)
 		goto out;
 	if (as_json)
-		print_json(reply);
+		cl_cli_print_json(reply);
 	else
 		cl_job_print_jobs(stdout, json_object_get(reply, "jobs"));
 	rc = CL_EXIT_OK;
@@ -602,66 +581,11 @@ static int cmd_cancel(int argc, char **argv)
 	if ((r = parse_id_cmd(argc, argv, &id, NULL)) != 0)
 		return r < 0 ? CL_EXIT_OK : r;
 	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
-	if (cli_connect(&cfg, &http) != 0 || cli_request(&cfg, http, "DELETE", path, NULL, &reply) != 0)
+	if (cl_cli_connect(&cfg, &http, &interrupted) != 0 || cl_cli_request(&cfg, http, "DELETE", path, NULL, &reply) != 0)
 		goto out;
 	printf("job %lld cancelled\n", (long long)id);
 	rc = CL_EXIT_OK;
 out:
-	json_decref(reply);
-	cl_http_close(http);
-	return rc;
-}
-
-static int cmd_token(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"uses", required_argument, NULL, 'u'}, {"ttl", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	{NULL, 0, NULL, 0},
-	};
-	int opt, rc = CL_EXIT_ERROR;
-	uint64_t v;
-	cl_state_config cfg;
-	cl_http *http = NULL;
-	json_t *body = json_object(), *reply = NULL;
-	if (!body)
-		goto out;
-	CL_ARGS_FOREACH_OPT(argc, argv, "h", opts, opt) {
-		switch (opt) {
-		case 'u':
-		case 't':
-			if (cl_args_u64(optarg, 1, INT64_MAX, &v) != 0) {
-				rc = cl_args_usage_error(
-					"--%s must be a positive integer, not '%s'",
-					opt == 'u' ? "uses" : "ttl", optarg);
-				goto out;
-			}
-			json_object_set_new(body, opt == 'u' ? "uses" : "ttl_s",
-					    json_integer((json_int_t)v));
-			break;
-		case 'h': rc = cl_args_help(); goto out;
-		default: rc = cl_args_usage_bad(); goto out;
-		}
-	}
-	if (argc - optind != 1 || strcmp(argv[optind], "create") != 0) {
-		rc = argc == optind ? cl_args_usage_error("needs an action: create")
-				    : cl_args_usage_error("unknown action '%s' (known: create)",
-							  argv[optind]);
-		goto out;
-	}
-	if (cli_connect(&cfg, &http) != 0 ||
-	    cli_request(&cfg, http, "POST", "/api/v1/enroll-tokens", body, &reply) != 0)
-		goto out;
-	const char *token = json_string_value(json_object_get(reply, "token"));
-	if (!token) {
-		fprintf(stderr, "token create: the server's reply has no token\n");
-		goto out;
-	}
-	printf("%s\n", token);
-	fflush(stdout);
-	fprintf(stderr, "enroll a node with: tessera-client enroll %s %s\n", cl_http_url(http), token);
-	rc = CL_EXIT_OK;
-out:
-	json_decref(body);
 	json_decref(reply);
 	cl_http_close(http);
 	return rc;
@@ -694,12 +618,12 @@ static int cmd_nodes(int argc, char **argv)
 		id = (int64_t)v;
 		snprintf(path, sizeof(path), "/api/v1/nodes/%lld/%s", (long long)id, action);
 	}
-	if (cli_connect(&cfg, &http) != 0 ||
-	    cli_request(&cfg, http, action ? "POST" : "GET", action ? path : "/api/v1/nodes", NULL,
+	if (cl_cli_connect(&cfg, &http, &interrupted) != 0 ||
+	    cl_cli_request(&cfg, http, action ? "POST" : "GET", action ? path : "/api/v1/nodes", NULL,
 			&reply) != 0)
 		goto out;
 	if (as_json)
-		print_json(reply);
+		cl_cli_print_json(reply);
 	else if (action)
 		printf("node %lld %sd\n", (long long)id, action);
 	else
@@ -711,16 +635,42 @@ out:
 	return rc;
 }
 
+/* Ends a session on the server. An API token is left alone: scripts may use it too, and it is
+ * revoked by id (token revoke --api). Returns what to tell the user after "logged out of
+ * URL", or NULL with why in msg when the server could not be asked. */
+static const char *logout_server(cl_state_config *cfg, char *msg, size_t msglen)
+{
+	int status = 0;
+	const char *said = NULL;
+	cl_http *http = NULL;
+	if (cl_cli_is_api_token(cfg->token))
+		return "; the API token itself stays valid (tessera token list --api, "
+		       "tessera token revoke --api ID)";
+	cl_http_opts o = {.url = cfg->url, .pin = cfg->pin[0] ? cfg->pin : NULL,
+			  .cacert = cfg->cacert[0] ? cfg->cacert : NULL, .token = cfg->token};
+	if (cl_http_open(&o, &http, msg, msglen) != TS_OK)
+		goto out;
+	cl_http_set_timeout(http, 15);
+	ts_err e = cl_http_request(http, "POST", "/api/v1/logout", NULL, &status, NULL, msg, msglen);
+	if (e == TS_OK)
+		said = " (the session is revoked on the server)";
+	else if (status == 401 || status == 403)
+		said = " (the session had already ended on the server)";
+out:
+	cl_http_close(http);
+	return said;
+}
+
 static int cmd_logout(int argc, char **argv)
 {
-	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128];
+	char dir[CL_STATE_PATH_MAX], why[CL_STATE_PATH_MAX + 128], msg[CL_HTTP_MSG_MAX] = "";
 	cl_state_config cfg;
-	int r;
+	int r, rc = CL_EXIT_ERROR;
 	if ((r = parse_simple(argc, argv, NULL)) != 0)
 		return r < 0 ? CL_EXIT_OK : r;
 	if (optind != argc)
 		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
-	if (config_dir(dir, sizeof(dir)) != 0)
+	if (cl_cli_config_dir(dir, sizeof(dir)) != 0)
 		return CL_EXIT_ERROR;
 	ts_err e = cl_state_config_load(dir, &cfg, why, sizeof(why));
 	if (e == TS_ERR_NOT_FOUND || (e == TS_OK && !cfg.token[0])) {
@@ -731,26 +681,43 @@ static int cmd_logout(int argc, char **argv)
 		fprintf(stderr, "%s\n", why);
 		return CL_EXIT_ERROR;
 	}
-	/* Keep the server and trust settings: the next login needs only the password. */
+	const char *said = logout_server(&cfg, msg, sizeof(msg));
+	/* Forgotten here whatever the server said. Keep the server and trust settings: the next
+	 * login needs only the password. */
 	memset(cfg.token, 0, sizeof(cfg.token));
 	cfg.expires_at = 0;
 	if (cl_state_config_save(dir, &cfg, why, sizeof(why)) != TS_OK) {
 		fprintf(stderr, "%s\n", why);
-		return CL_EXIT_ERROR;
+		goto out;
 	}
-	printf("logged out of %s\n", cfg.url);
-	return CL_EXIT_OK;
+	if (said) {
+		printf("logged out of %s%s\n", cfg.url, said);
+		rc = CL_EXIT_OK;
+	} else {
+		fprintf(stderr, "%s: forgot the session here only; it stays valid on the server until "
+				"it expires\n", msg[0] ? msg : "the server did not answer");
+	}
+out:
+	memset(&cfg, 0, sizeof(cfg));
+	return rc;
 }
 
 static const cl_args_cmd commands[] = {
-	{"login", cmd_login, "login URL --user NAME [--pin PIN | --cacert FILE]",
-	 "\nLogs in to the server at URL (https://HOST:PORT) and keeps the session in\n"
-	 "$" CONFIG_ENV "/config.json (default ~/" CONFIG_HOME "). The password comes from\n"
-	 "$" PASSWORD_ENV " or a prompt on the terminal.\n\n"
+	{"login", cmd_login, "login URL --user NAME | --token TOKEN [--pin PIN | --cacert FILE]",
+	 "\nLogs in to the server at URL (https://HOST:PORT) and keeps the login in\n"
+	 "$" CONFIG_ENV "/config.json (default ~/" CONFIG_HOME "). With --user the\n"
+	 "password comes from $" CL_CLI_PASSWORD_ENV " or a prompt on the terminal and the\n"
+	 "server gives a session (12 h); with --token (or $" CL_CLI_TOKEN_ENV ") an API token\n"
+	 "from 'tessera token create --api NAME' is checked and kept instead.\n\n"
 	 "  --user NAME     account name\n"
+	 "  --token TOKEN   log in with this API token (tsa.…)\n"
 	 "  --pin PIN       trust the server key with this pin (sha256//..., from\n"
 	 "                  'tessera-server pin'); for self-signed servers\n"
 	 "  --cacert FILE   trust certificates signed by this CA (default: system CAs)\n"},
+	{"whoami", cl_acct_whoami, "whoami [--json]",
+	 "\nShows who the stored login is (user, role, id), the server, and when the\n"
+	 "session or API token expires.\n\n"
+	 "  --json   the answer of GET /api/v1/me\n"},
 	{"submit", cmd_submit,
 	 "submit pi --samples N [--seed S] [--units K | --unit-size U] [--replication R] "
 	 "[--quorum Q] [--deadline SECONDS] [--adaptive]",
@@ -774,16 +741,48 @@ static const cl_args_cmd commands[] = {
 	 "  --timeout SECONDS give up after this long\n"},
 	{"jobs", cmd_jobs, "jobs [--json]", "\nLists your jobs (all jobs for admins), newest first.\n"},
 	{"cancel", cmd_cancel, "cancel ID", "\nCancels a queued or running job.\n"},
-	{"token", cmd_token, "token create [--uses N] [--ttl SECONDS]",
-	 "\nCreates an enrollment token for volunteer nodes (admins only) and prints it.\n\n"
-	 "  --uses N        nodes that may enroll with it (default 1)\n"
-	 "  --ttl SECONDS   lifetime (default 86400)\n"},
+	{"token", cl_acct_token,
+	 "token create [--uses N] [--ttl S] | create --api NAME [--ttl S] | list [--api] [--json] | "
+	 "revoke [--api] ID",
+	 "\nEnrollment tokens let volunteer nodes join (admins only):\n"
+	 "  token create     makes one and prints it (with the enroll command on stderr)\n"
+	 "    --uses N       nodes that may enroll with it (default 1)\n"
+	 "    --ttl SECONDS  lifetime (default 86400)\n"
+	 "  token list       lists them: id, state, uses left, expiry\n"
+	 "  token revoke ID  revokes one: no node can enroll with it any more\n\n"
+	 "API tokens are your own, for scripts (tessera login URL --token TOKEN, or the\n"
+	 "header 'Authorization: Bearer TOKEN'); they act with your role:\n"
+	 "  token create --api NAME   makes one and prints it once: it cannot be shown again\n"
+	 "    --ttl SECONDS           lifetime (default 90 days)\n"
+	 "  token list --api          lists yours: id, name, state, expiry\n"
+	 "  token revoke --api ID     revokes one at once\n\n"
+	 "  --json   lists as the API returns them\n"},
+	{"users", cl_acct_users,
+	 "users list [--json] | add NAME [--role user|admin] | disable|enable NAME | "
+	 "passwd [NAME] | remove NAME [--yes]",
+	 "\nManages accounts (admins only, except passwd for yourself). New passwords come\n"
+	 "from $" CL_CLI_NEW_PASSWORD_ENV " or are asked twice on the terminal, never\n"
+	 "on the command line; they have 8 to 1023 characters.\n\n"
+	 "  users list          every user: id, role, state, jobs\n"
+	 "  users add NAME      a new account; --role admin for an admin (default user)\n"
+	 "  users disable NAME  refuses its logins and tokens at once\n"
+	 "  users enable NAME   lets it in again\n"
+	 "  users passwd [NAME] sets the password of NAME (default: yourself); NAME's\n"
+	 "                      other sessions and API tokens are revoked\n"
+	 "  users remove NAME   deletes the account: its tokens are revoked and its open\n"
+	 "                      jobs cancelled. Asks first; --yes does not (needed when\n"
+	 "                      stdin is not a terminal)\n"},
 	{"nodes", cmd_nodes, "nodes [--json] | nodes disable|enable ID",
 	 "\nLists the enrolled nodes with their state (online, lost, disabled),\n"
 	 "reliability and units done; or disables a node (its token is refused and its\n"
 	 "units go to other nodes) or enables it again. Admins only.\n\n"
 	 "  --json   the answer as the API gives it\n"},
-	{"logout", cmd_logout, "logout", "\nForgets the session token.\n"},
+	{"logout", cmd_logout, "logout",
+	 "\nEnds the session on the server (POST /api/v1/logout) and forgets it here; the\n"
+	 "server URL and trust settings are kept. If the server cannot be reached the\n"
+	 "session is still forgotten here, it says so and exits 1. After a login with an\n"
+	 "API token only the local copy is forgotten: the token stays valid for your\n"
+	 "scripts until 'tessera token revoke --api ID'.\n"},
 };
 
 int main(int argc, char **argv)

@@ -107,9 +107,10 @@ static int cmd_enroll(int argc, char **argv)
 		{"state", required_argument, NULL, 's'},   {"name", required_argument, NULL, 'n'},
 		{"force", no_argument, NULL, 'f'},	   {"threads", required_argument, NULL, 't'},
 		{"cpu-share", required_argument, NULL, 'c'}, {"no-bench", no_argument, NULL, 'B'},
-		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+		{"cacert", required_argument, NULL, 'C'},  {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	const char *state_opt = NULL, *name = NULL;
+	const char *state_opt = NULL, *name = NULL, *cacert = NULL;
 	int force = 0, opt, rc = CL_EXIT_ERROR, threads = 0, share = 100, bench = 1;
 	char dir[CL_STATE_PATH_MAX], why[CL_HTTP_MSG_MAX], msg[CL_HTTP_MSG_MAX];
 	char secret[TS_TOKEN_MAX], pin[TS_PIN_MAX], host[CL_STATE_NAME_MAX] = "", platform[96];
@@ -122,6 +123,7 @@ static int cmd_enroll(int argc, char **argv)
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 'n': name = optarg; break;
+		case 'C': cacert = optarg; break;
 		case 'f': force = 1; break;
 		case 't':
 			if (cl_args_int(optarg, 1, 1024, &threads) != 0)
@@ -158,6 +160,11 @@ static int cmd_enroll(int argc, char **argv)
 	if (!*name || strlen(name) >= sizeof(node.name))
 		return cl_args_usage_error("--name must be 1 to %zu characters",
 					   sizeof(node.name) - 1);
+	/* An absolute path: run may start from another directory. */
+	if (cacert && (!realpath(cacert, node.cacert) || access(node.cacert, R_OK) != 0)) {
+		fprintf(stderr, "cannot read CA file %s\n", cacert);
+		goto out;
+	}
 	if (state_dir(state_opt, dir, sizeof(dir)) != 0)
 		goto out;
 	if (cl_state_node_exists(dir) && !force) {
@@ -178,7 +185,7 @@ static int cmd_enroll(int argc, char **argv)
 	}
 	snprintf(platform, sizeof(platform), "linux-%s",
 		 uname(&uts) == 0 ? uts.machine : "unknown");
-	cl_http_opts hopts = {.url = url, .pin = pin};
+	cl_http_opts hopts = {.url = url, .pin = pin, .cacert = cacert ? node.cacert : NULL};
 	if (cl_http_open(&hopts, &http, why, sizeof(why)) != TS_OK) {
 		fprintf(stderr, "%s\n", why);
 		goto out;
@@ -208,6 +215,10 @@ static int cmd_enroll(int argc, char **argv)
 		fprintf(stderr, "server key does not match the token's pin: refusing to enroll\n");
 		goto out;
 	}
+	if (e == TS_ERR_TLS) {
+		fprintf(stderr, "%s: refusing to enroll\n", msg);
+		goto out;
+	}
 	if (e == TS_ERR_NETWORK) {
 		fprintf(stderr, "%s\n", msg);
 		goto out;
@@ -235,7 +246,8 @@ static int cmd_enroll(int argc, char **argv)
 	}
 	/* A new enrollment: results computed for an earlier one would only be rejected. */
 	cl_state_pending_clear(dir, why, sizeof(why));
-	printf("enrolled as node %lld (%s) at %s\n", (long long)node.node_id, node.name, node.url);
+	printf("enrolled as node %lld (%s) at %s%s%s\n", (long long)node.node_id, node.name, node.url,
+	       node.cacert[0] ? ", certificate verified against " : "", node.cacert);
 	rc = CL_EXIT_OK;
 out:
 	memset(&node, 0, sizeof(node));
@@ -272,6 +284,10 @@ static int run_node(const char *dir, const cl_node_opts *base, int bench, int qu
 		fprintf(stderr, "%s\n", why);
 		goto out;
 	}
+	if (node.cacert[0] && access(node.cacert, R_OK) != 0) {
+		fprintf(stderr, "cannot read CA file %s (named in %s/node.json)\n", node.cacert, dir);
+		goto out;
+	}
 	if (bench)
 		rates = node_rates(dir, o.threads, RUN_BENCH_S, mpi);
 	o.rates = rates;
@@ -299,8 +315,8 @@ static int run_node(const char *dir, const cl_node_opts *base, int bench, int qu
 	printf("stopped: %llu units done", (unsigned long long)stats.done);
 	if (stats.rejected)
 		printf(", %llu rejected", (unsigned long long)stats.rejected);
-	if (stats.skipped)
-		printf(", %llu skipped", (unsigned long long)stats.skipped);
+	if (stats.declined)
+		printf(", %llu declined", (unsigned long long)stats.declined);
 	if (stats.pending)
 		printf(", %llu kept in %s/pending.json", (unsigned long long)stats.pending, dir);
 	printf("\n");
@@ -468,13 +484,16 @@ out:
 
 static const cl_args_cmd commands[] = {
 	{"enroll", cmd_enroll,
-	 "enroll URL TOKEN [--state DIR] [--name NAME] [--force] [--threads N | --cpu-share P] "
-	 "[--no-bench]",
+	 "enroll URL TOKEN [--state DIR] [--name NAME] [--cacert FILE] [--force] "
+	 "[--threads N | --cpu-share P] [--no-bench]",
 	 "\nJoins the grid at URL (https://HOST:PORT) with an enrollment token from\n"
 	 "'tessera token create'. The token carries the server's key pin, so nothing else\n"
 	 "needs to be trusted. The node's credentials go to DIR/node.json (mode 0600).\n\n"
 	 "  --state DIR   state directory (default $" STATE_ENV " or ~/" STATE_HOME ")\n"
 	 "  --name NAME   node name shown to users (default: the host name)\n"
+	 "  --cacert FILE also verify the server's certificate chain against this CA file\n"
+	 "                and its name against URL's host, as well as the pin (for a\n"
+	 "                server with a certificate from a real CA); run does the same\n"
 	 "  --force       replace an existing enrollment in DIR\n"
 	 "  --threads N   threads the node will compute on, for the benchmark sent with\n"
 	 "                the enrollment (default: all online CPUs)\n"

@@ -71,6 +71,22 @@ static int auth_role(const char *kind, const char *user_role)
 	return ROLE_NONE;
 }
 
+/* Steps Q_TOKEN_BY_HASH to the row of this hash. The lookup is by hash; the stored hash is
+ * compared again in constant time so that no early-exit compare decides. Returns the statement
+ * on its row, or NULL (reset) when there is none. */
+static sqlite3_stmt *token_row(srv_db *db, const char hash[TS_TOKEN_HASH_HEX])
+{
+	sqlite3_stmt *st = srv_db_stmt(db, Q_TOKEN_BY_HASH);
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *stored = (const char *)sqlite3_column_text(st, 0);
+		if (stored && strlen(stored) == 64 && ts_ct_equal(stored, hash, 64))
+			return st;
+	}
+	sqlite3_reset(st);
+	return NULL;
+}
+
 ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principal *p)
 {
 	char hash[TS_TOKEN_HASH_HEX];
@@ -83,15 +99,10 @@ ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principa
 	if (*token == '\0' || strlen(token) >= TS_TOKEN_MAX)
 		return TS_ERR_UNAUTHORIZED;
 	ts_token_hash(token, hash);
-	sqlite3_stmt *st = srv_db_stmt(db, Q_TOKEN_BY_HASH);
-	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_stmt *st = token_row(db, hash);
 	ts_err result = TS_ERR_UNAUTHORIZED;
-	if (sqlite3_step(st) != SQLITE_ROW)
-		goto out;
-	/* The lookup is by hash; compare again in constant time so no early-exit compare decides. */
-	const char *stored = (const char *)sqlite3_column_text(st, 0);
-	if (!stored || strlen(stored) != 64 || !ts_ct_equal(stored, hash, 64))
-		goto out;
+	if (!st)
+		return result;
 	const char *kind = (const char *)sqlite3_column_text(st, 1);
 	int role = auth_role(kind ? kind : "", (const char *)sqlite3_column_text(st, 7));
 	if (role == ROLE_NONE || sqlite3_column_int(st, 6))
@@ -185,15 +196,11 @@ ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now)
 	if (ts_token_parse_enroll(token, secret, NULL))
 		return TS_ERR_UNAUTHORIZED;
 	ts_token_hash(secret, hash);
-	sqlite3_stmt *st = srv_db_stmt(db, Q_TOKEN_BY_HASH);
-	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_stmt *st = token_row(db, hash);
 	ts_err result = TS_ERR_UNAUTHORIZED;
-	if (sqlite3_step(st) != SQLITE_ROW)
-		goto out;
-	const char *stored = (const char *)sqlite3_column_text(st, 0);
+	if (!st)
+		return result;
 	const char *kind = (const char *)sqlite3_column_text(st, 1);
-	if (!stored || strlen(stored) != 64 || !ts_ct_equal(stored, hash, 64))
-		goto out;
 	if (!kind || strcmp(kind, "enroll") != 0 || sqlite3_column_int(st, 6) || sqlite3_column_int(st, 9) ||
 	    sqlite3_column_int64(st, 4) <= 0 || sqlite3_column_int64(st, 5) <= now)
 		goto out;
