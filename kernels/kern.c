@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 extern const kern kern_montecarlo_pi;
+extern const kern kern_prime_count;
+extern const kern kern_collatz;
 
 /* One row per kernel; adding a kernel adds its file and a row here. */
 static const kern *const kern_rows[] = {
 	&kern_montecarlo_pi,
+	&kern_prime_count,
+	&kern_collatz,
 	NULL,
 };
 

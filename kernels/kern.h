@@ -59,7 +59,38 @@ ts_err kern_run(const kern *k, const kern_args *args, uint64_t start, uint64_t c
 
 /* The montecarlo_pi sample mixer of DESIGN.md, exposed for tests. */
 uint64_t kern_pi_mix64(uint64_t z);
+/* key = mix64(seed + 0x632be59bd9b4e019), the per-seed constant of DESIGN.md. */
+uint64_t kern_pi_key(uint64_t seed);
 /* Hits of montecarlo_pi for seed over [start, start+count), scalar reference path. */
 uint64_t kern_pi_hits_scalar(uint64_t seed, uint64_t start, uint64_t count);
+
+/* montecarlo_pi CPU paths: "avx512", "avx2" (x86-64), "neon" (AArch64, and armhf CPUs with NEON),
+ * "scalar", and "generic8" (portable C with the AVX-512 loop's 8 lanes; for tests, never chosen
+ * automatically). All give identical hits. The path is chosen once per process: the one named by
+ * $TESSERA_KERNEL_PATH if this CPU runs it, else the fastest this CPU runs. */
+/* Hits over [start, start+count) with the current path, key from kern_pi_key. Thread-safe. */
+uint64_t kern_pi_hits_key(uint64_t key, uint64_t start, uint64_t count);
+/* The current path's name. */
+const char *kern_pi_path(void);
+/* Writes up to max names of the paths this CPU runs (best first) into names; returns how many
+ * there are, which may exceed max. */
+int kern_pi_paths(const char **names, int max);
+/* Forces a path for the whole process (NULL or "auto": back to the automatic choice);
+ * TS_ERR_NOT_FOUND, changing nothing, if this build or CPU has no such path. */
+ts_err kern_pi_set_path(const char *name);
+/* Hits with the named path, whatever the current one; TS_ERR_NOT_FOUND as above. */
+ts_err kern_pi_hits_path(const char *name, uint64_t seed, uint64_t start, uint64_t count,
+			 uint64_t *hits);
+
+/* Primes p with lo <= p < hi, single-threaded (the prime_count kernel's core); TS_ERR_BAD_REQUEST
+ * if hi is over the kernel's cap (10^14), TS_ERR_NOMEM. */
+ts_err kern_prime_count_range(uint64_t lo, uint64_t hi, uint64_t *count);
+
+/* Total stopping time of n >= 1 (the collatz kernel's core). Paths that leave 64 bits (the first
+ * from n = 12327829503) go on in 128 bits; TS_ERR_BAD_REQUEST for n = 0 or a path past 2^128 - 1,
+ * and the collatz kernel's compute fails the same way. */
+ts_err kern_collatz_steps(uint64_t n, uint64_t *steps);
+/* The same for the 128-bit number hi * 2^64 + lo (for tests of the overflow check). */
+ts_err kern_collatz_steps_wide(uint64_t hi, uint64_t lo, uint64_t *steps);
 
 #endif

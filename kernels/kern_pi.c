@@ -1,4 +1,6 @@
-/* montecarlo_pi: sample i of seed S is a hit iff x*x + y*y < 2^62 (DESIGN.md). */
+/* montecarlo_pi: sample i of seed S is a hit iff x*x + y*y < 2^62 (DESIGN.md). Parameters,
+ * partials and the result live here; the hit counting paths (scalar, AVX2, AVX-512, NEON) and
+ * the choice among them are in kern_pi_simd.c. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,39 +9,6 @@
 
 #define PI_MAX_SAMPLES 1000000000000000000ULL /* 1e18: keeps 4H/N exact enough and i+1 < 2^64 */
 #define PI_CHUNK (1u << 22)                    /* samples between cancellation checks */
-
-uint64_t kern_pi_mix64(uint64_t z)
-{
-	z ^= z >> 30;
-	z *= 0xbf58476d1ce4e5b9ULL;
-	z ^= z >> 27;
-	z *= 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return z;
-}
-
-static inline uint64_t pi_key(uint64_t seed)
-{
-	return kern_pi_mix64(seed + 0x632be59bd9b4e019ULL);
-}
-
-/* Written so the compiler vectorises it: no branches, a counter it can reduce. */
-static uint64_t pi_hits_range(uint64_t key, uint64_t start, uint64_t count)
-{
-	uint64_t hits = 0;
-	uint64_t w = key + (start + 1) * 0x9e3779b97f4a7c15ULL;
-	for (uint64_t i = 0; i < count; i++) {
-		uint64_t r = kern_pi_mix64(w + i * 0x9e3779b97f4a7c15ULL);
-		uint64_t x = r >> 33, y = r & 0x7fffffffULL;
-		hits += (x * x + y * y) < (1ULL << 62);
-	}
-	return hits;
-}
-
-uint64_t kern_pi_hits_scalar(uint64_t seed, uint64_t start, uint64_t count)
-{
-	return pi_hits_range(pi_key(seed), start, count);
-}
 
 static ts_err pi_parse(const json_t *params, kern_args *args, char *why, size_t whylen)
 {
@@ -80,12 +49,12 @@ static kern_partial pi_zero(void)
 static ts_err pi_compute(const kern_args *args, uint64_t start, uint64_t count, kern_partial *out,
 			 const volatile int *cancel)
 {
-	uint64_t key = pi_key(args->seed), hits = 0;
+	uint64_t key = kern_pi_key(args->seed), hits = 0;
 	while (count > 0) {
 		if (cancel && *cancel)
 			return TS_ERR_UNAVAILABLE;
 		uint64_t n = count < PI_CHUNK ? count : PI_CHUNK;
-		hits += pi_hits_range(key, start, n);
+		hits += kern_pi_hits_key(key, start, n);
 		start += n;
 		count -= n;
 	}

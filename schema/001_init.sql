@@ -39,6 +39,7 @@ CREATE TABLE tokens (
     revoked    INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
+CREATE INDEX tokens_user ON tokens (user_id, kind);
 
 CREATE TABLE jobs (
     id          INTEGER PRIMARY KEY,
@@ -111,3 +112,4 @@ CREATE TABLE replicas (
 );
 CREATE INDEX replicas_node ON replicas (node_id, state);
 CREATE INDEX replicas_lease ON replicas (state, deadline);
+CREATE INDEX replicas_unit ON replicas (unit_id, state);

@@ -8,12 +8,23 @@
 
 extern const char srv_schema_sql[]; /* schema/NNN_*.sql, embedded by cmake/embed.cmake */
 
+/* Transaction control runs on every request: prepared once like everything else. */
+enum { TX_BEGIN, TX_COMMIT, TX_SAVEPOINT, TX_RELEASE, TX_ROLLBACK_TO, TX__COUNT };
+static const char *const tx_sql[TX__COUNT] = {
+	[TX_BEGIN] = "BEGIN IMMEDIATE",
+	[TX_COMMIT] = "COMMIT",
+	[TX_SAVEPOINT] = "SAVEPOINT request",
+	[TX_RELEASE] = "RELEASE request",
+	[TX_ROLLBACK_TO] = "ROLLBACK TO request",
+};
+
 struct srv_db {
 	sqlite3 *h;
 	sqlite3_stmt *st[Q__COUNT];
 	int group;      /* group commit: requests' transactions are savepoints of one transaction */
 	int group_open; /* that transaction is open and holds work not yet committed */
 	int in_request; /* a request's savepoint is open */
+	sqlite3_stmt *tx[TX__COUNT];
 };
 
 /* Every statement the server runs. States are those of workunits/wu.h: units 1 open, 2 valid,
@@ -90,7 +101,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 			   " streak = CASE WHEN ?3 > 0 THEN 0 ELSE streak + ?2 END WHERE id = ?1",
 	[Q_NODE_CREDIT] = "UPDATE nodes SET units_done = units_done + 1 WHERE id = ?1",
 	[Q_NODE_SET_DISABLED] = "UPDATE nodes SET disabled = ?2 WHERE id = ?1",
-	[Q_NODE_RELEASE] = "UPDATE replicas SET deadline = ?2"
+	[Q_NODE_RELEASE] = "UPDATE replicas INDEXED BY replicas_node SET deadline = ?2"
 			   " WHERE node_id = ?1 AND state = 1 AND deadline > ?2",
 	[Q_LOST_RELEASE] = "UPDATE replicas SET deadline = ?1 WHERE state = 1 AND deadline > ?1"
 			   " AND node_id IN (SELECT id FROM nodes WHERE last_seen < ?2)",
@@ -115,8 +126,8 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_WALL] = "UPDATE jobs SET compute_s = compute_s + ?2 WHERE id = ?1",
 	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5"
 			 " WHERE id = ?1",
-	[Q_JOB_LEASED] = "SELECT count(DISTINCT r.unit_id) FROM replicas r JOIN units u ON u.id = r.unit_id"
-			 " WHERE u.job_id = ?1 AND u.state = 1 AND r.state = 1",
+	[Q_JOB_LEASED] = "SELECT count(*) FROM units u WHERE u.job_id = ?1 AND u.state = 1 AND EXISTS"
+			 " (SELECT 1 FROM replicas r INDEXED BY replicas_unit WHERE r.unit_id = u.id AND r.state = 1)",
 	[Q_JOB_BY_NODE] = "SELECT n.id, n.name, count(*) FROM replicas r JOIN units u ON u.id = r.unit_id"
 			  " JOIN nodes n ON n.id = r.node_id WHERE u.job_id = ?1 AND r.verdict = 1"
 			  " GROUP BY n.id ORDER BY n.id",
@@ -136,22 +147,24 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_REPLICA_GIVE_BACK] = "UPDATE replicas SET state = 3, reported_at = ?2 WHERE id = ?1",
 	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4, valid_at = ?5, valid_rank = ?6"
 			  " WHERE id = ?1",
-	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas WHERE unit_id = ?1 AND state = 2"
+	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas INDEXED BY replicas_unit"
+			   " WHERE unit_id = ?1 AND state = 2"
 			   " GROUP BY res0, res1 ORDER BY c DESC LIMIT 1",
-	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas WHERE unit_id = ?1 AND state = 1",
+	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas INDEXED BY replicas_unit WHERE unit_id = ?1 AND state = 1",
 	[Q_UNIT_DROP_JOB] = "UPDATE units SET state = 3 WHERE job_id = ?1 AND state = 1",
 	[Q_REPLICA_DROP_JOB] = "UPDATE replicas SET state = 3 WHERE state = 1"
 			       " AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)",
 	[Q_REPLICA_INSERT] = "INSERT INTO replicas (unit_id, node_id, state, deadline, issued_at)"
 			     " VALUES (?1, ?2, 1, ?3, ?4)",
-	[Q_REPLICA_MINE] = "SELECT r.id, r.unit_id FROM replicas r JOIN units u ON u.id = r.unit_id"
+	[Q_REPLICA_MINE] = "SELECT r.id, r.unit_id FROM replicas r INDEXED BY replicas_node"
+			   " JOIN units u ON u.id = r.unit_id"
 			   " JOIN jobs j ON j.id = u.job_id WHERE r.node_id = ?1 AND r.state = 1"
 			   " AND r.deadline > ?2 AND u.state = 1 AND j.state = 'running' ORDER BY r.id LIMIT ?3",
 	[Q_REPLICA_RENEW] = "UPDATE replicas SET deadline = ?2, leases = leases + 1 WHERE id = ?1",
 	[Q_REPLICA_FIND] = "SELECT id, state FROM replicas WHERE unit_id = ?1 AND node_id = ?2",
 	[Q_REPLICA_REPORT] = "UPDATE replicas SET state = 2, res0 = ?2, res1 = ?3, wall_s = ?4,"
 			     " reported_at = ?5 WHERE id = ?1",
-	[Q_REPLICA_PENDING] = "SELECT id, node_id, res0, res1 FROM replicas"
+	[Q_REPLICA_PENDING] = "SELECT id, node_id, res0, res1 FROM replicas INDEXED BY replicas_unit"
 			      " WHERE unit_id = ?1 AND state = 2 AND verdict = 0",
 	[Q_REPLICA_JUDGE] = "UPDATE replicas SET verdict = ?2, counted = ?3 WHERE id = ?1",
 };
@@ -220,6 +233,13 @@ ts_err srv_db_open(const char *path, int create, srv_db **out)
 		result = TS_ERR_DB;
 		goto out;
 	}
+	for (int i = 0; i < TX__COUNT; i++) {
+		if (sqlite3_prepare_v3(db->h, tx_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->tx[i], NULL) != SQLITE_OK) {
+			fprintf(stderr, "%s: %s: %s\n", __func__, tx_sql[i], sqlite3_errmsg(db->h));
+			result = TS_ERR_DB;
+			goto out;
+		}
+	}
 	for (int i = 0; i < Q__COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
 				       NULL) != SQLITE_OK) {
@@ -242,6 +262,8 @@ void srv_db_close(srv_db *db)
 		return;
 	for (int i = 0; i < Q__COUNT; i++)
 		sqlite3_finalize(db->st[i]);
+	for (int i = 0; i < TX__COUNT; i++)
+		sqlite3_finalize(db->tx[i]);
 	sqlite3_close(db->h);
 	free(db);
 }
@@ -273,34 +295,45 @@ ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st)
 	return TS_OK;
 }
 
+static ts_err tx_run(srv_db *db, int which)
+{
+	sqlite3_stmt *st = db->tx[which];
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return TS_OK;
+	fprintf(stderr, "%s: %s: %s\n", __func__, tx_sql[which], sqlite3_errmsg(db->h));
+	return rc == SQLITE_BUSY ? TS_ERR_UNAVAILABLE : TS_ERR_DB;
+}
+
 ts_err srv_db_begin(srv_db *db)
 {
 	if (!db->group)
-		return db_exec_sql(db->h, "BEGIN IMMEDIATE");
+		return tx_run(db, TX_BEGIN);
 	if (!db->group_open) {
-		ts_err result = db_exec_sql(db->h, "BEGIN IMMEDIATE");
+		ts_err result = tx_run(db, TX_BEGIN);
 		if (result)
 			return result;
 		db->group_open = 1;
 	}
 	db->in_request = 1;
-	return db_exec_sql(db->h, "SAVEPOINT request");
+	return tx_run(db, TX_SAVEPOINT);
 }
 
 ts_err srv_db_commit(srv_db *db)
 {
 	if (!db->group)
-		return db_exec_sql(db->h, "COMMIT");
+		return tx_run(db, TX_COMMIT);
 	db->in_request = 0;
-	return db_exec_sql(db->h, "RELEASE request");
+	return tx_run(db, TX_RELEASE);
 }
 
 void srv_db_rollback(srv_db *db)
 {
 	if (db->group) {
 		/* Only this request's work goes; the group's other requests stay. */
-		if (db->in_request)
-			sqlite3_exec(db->h, "ROLLBACK TO request; RELEASE request", NULL, NULL, NULL);
+		if (db->in_request && tx_run(db, TX_ROLLBACK_TO) == TS_OK)
+			tx_run(db, TX_RELEASE);
 		db->in_request = 0;
 		return;
 	}
@@ -323,7 +356,7 @@ ts_err srv_db_flush(srv_db *db)
 	if (!db->group_open)
 		return TS_OK;
 	db->group_open = 0;
-	ts_err result = db_exec_sql(db->h, "COMMIT");
+	ts_err result = tx_run(db, TX_COMMIT);
 	if (result)
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	return result;
