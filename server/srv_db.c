@@ -98,8 +98,8 @@ static const char *const stmt_sql[Q__COUNT] = {
 		       " n_valid, n_invalid, streak, rates FROM nodes WHERE id = ?1",
 	[Q_NODE_STREAK] = "SELECT streak FROM nodes WHERE id = ?1",
 	[Q_NODE_VERDICT] = "UPDATE nodes SET n_valid = n_valid + ?2, n_invalid = n_invalid + ?3,"
-			   " streak = CASE WHEN ?3 > 0 THEN 0 ELSE streak + ?2 END WHERE id = ?1",
-	[Q_NODE_CREDIT] = "UPDATE nodes SET units_done = units_done + 1 WHERE id = ?1",
+			   " streak = CASE WHEN ?3 > 0 THEN 0 ELSE streak + ?2 END,"
+			   " units_done = units_done + ?4 WHERE id = ?1",
 	[Q_NODE_SET_DISABLED] = "UPDATE nodes SET disabled = ?2 WHERE id = ?1",
 	[Q_NODE_RELEASE] = "UPDATE replicas INDEXED BY replicas_node SET deadline = ?2"
 			   " WHERE node_id = ?1 AND state = 1 AND deadline > ?2",

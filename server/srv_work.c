@@ -430,18 +430,39 @@ static ts_err judge_results(srv_db *db, int64_t unit, const kern_partial *canon,
 			count = 0;
 		result = SRV_EXEC(db, Q_REPLICA_JUDGE, rows[i].id, rows[i].valid ? 1 : 2, counted);
 		if (!result)
-			result = SRV_EXEC(db, Q_NODE_VERDICT, rows[i].node, rows[i].valid, !rows[i].valid);
-		if (!result && counted)
-			result = SRV_EXEC(db, Q_NODE_CREDIT, rows[i].node);
+			result = SRV_EXEC(db, Q_NODE_VERDICT, rows[i].node, rows[i].valid, !rows[i].valid, counted);
 	}
 	return result;
 }
 
-/* After a new result: valid (aggregate it), wait, ask for more replicas, or fail the job. */
-static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u, int64_t now)
+/* Counts a valid unit's canonical result into its job, and finishes the job with its last. */
+static ts_err job_account(srv_db *db, struct job_info *j, const kern_partial *canon, int64_t now)
+{
+	j->k->combine(&j->acc, canon);
+	j->done++;
+	ts_err result = SRV_EXEC(db, Q_JOB_ACCOUNT, j->id, (int64_t)j->acc.v[0], (int64_t)j->acc.v[1]);
+	if (!result && j->done == j->split.n_units)
+		result = job_finish(db, j, NULL, now);
+	return result;
+}
+
+/* After a new result: valid (aggregate it), wait, ask for more replicas, or fail the job.
+ * rid, node and p are the result that just came in. */
+static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u, int64_t rid,
+			    int64_t node, const kern_partial *p, int64_t now)
 {
 	kern_partial top = {{0, 0}};
 	wu_tally t = {.quorum = u->quorum, .max_results = u->max_results, .results = u->n_results};
+	if (u->quorum == 1) {
+		/* Quorum 1 (the default): the first result is the canonical one; nothing to group. */
+		ts_err result = SRV_EXEC(db, Q_UNIT_SETTLE, u->id, WU_VALID, (int64_t)p->v[0], (int64_t)p->v[1],
+					 now, (int64_t)j->done + 1);
+		if (!result)
+			result = SRV_EXEC(db, Q_REPLICA_JUDGE, rid, 1, 1);
+		if (!result)
+			result = SRV_EXEC(db, Q_NODE_VERDICT, node, 1, 0, 1);
+		return result ? result : job_account(db, j, p, now);
+	}
 	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_LARGEST);
 	sqlite3_bind_int64(st, 1, u->id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -460,14 +481,7 @@ static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u,
 				  (int64_t)j->done + 1);
 		if (!result)
 			result = judge_results(db, u->id, &top, 1);
-		if (result)
-			return result;
-		j->k->combine(&j->acc, &top);
-		j->done++;
-		result = SRV_EXEC(db, Q_JOB_ACCOUNT, j->id, (int64_t)j->acc.v[0], (int64_t)j->acc.v[1]);
-		if (!result && j->done == j->split.n_units)
-			result = job_finish(db, j, NULL, now);
-		return result;
+		return result ? result : job_account(db, j, &top, now);
 	case WU_NEXT_MORE:
 		return SRV_EXEC(db, Q_UNIT_WANT, u->id, t.results + t.inflight + more, more);
 	case WU_NEXT_WAIT:
@@ -555,7 +569,7 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 	if (!result && wu_missing_on_result(rstate))
 		result = SRV_EXEC(db, Q_UNIT_MISSING, u.id, wu_missing_on_result(rstate));
 	if (!result)
-		result = unit_validate(db, j, &u, r->now);
+		result = unit_validate(db, j, &u, rid, r->who.node_id, &p, r->now);
 	return result;
 }
 
