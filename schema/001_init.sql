@@ -87,10 +87,8 @@ CREATE TABLE units (
     valid_rank  INTEGER,                 -- 1 for the job's first unit to become valid, 2 ...
     UNIQUE (job_id, seq)
 );
-CREATE INDEX units_open ON units (state, id);
 -- The units a fetch may hand a replica of: found without scanning every open unit.
 CREATE INDEX units_needy ON units (id) WHERE state = 1 AND missing > 0;
-CREATE INDEX units_valid ON units (valid_at);
 CREATE INDEX units_rank ON units (job_id, valid_rank);
 
 -- One node's copy of a unit; a node holds at most one replica of a unit.
@@ -107,9 +105,9 @@ CREATE TABLE replicas (
     counted     INTEGER NOT NULL DEFAULT 0, -- 1 for the one replica whose result was aggregated
     wall_s      REAL,
     issued_at   INTEGER NOT NULL,
-    reported_at INTEGER,
-    UNIQUE (unit_id, node_id)
+    reported_at INTEGER
 );
+-- A node holds at most one replica of a unit; also the index of every per-unit lookup.
+CREATE UNIQUE INDEX replicas_unit ON replicas (unit_id, node_id);
 CREATE INDEX replicas_node ON replicas (node_id, state);
 CREATE INDEX replicas_lease ON replicas (state, deadline);
-CREATE INDEX replicas_unit ON replicas (unit_id, state);

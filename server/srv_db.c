@@ -59,10 +59,12 @@ static const char *const stmt_sql[Q__COUNT] = {
 			  " coalesce(sum(CASE WHEN disabled = 0 AND last_seen >= ?1 THEN cores ELSE 0 END), 0)"
 			  " FROM nodes",
 	[Q_STATS_JOBS] = "SELECT state, count(*) FROM jobs GROUP BY state",
-	[Q_STATS_RATE] = "SELECT count(*), coalesce(sum(count), 0) FROM units WHERE valid_at >= ?1",
 	[Q_STATS_FAILURES] = "SELECT id, error, finished_at FROM jobs WHERE state = 'failed'"
 			     " ORDER BY finished_at DESC LIMIT 5",
-	[Q_STATS_UNITS] = "SELECT state, count(*) FROM units GROUP BY state",
+	/* From the jobs' counters, so a metrics scrape never scans the units. */
+	[Q_STATS_UNITS] = "SELECT 'valid', coalesce(sum(units_done), 0) FROM jobs UNION ALL"
+			  " SELECT 'open', coalesce(sum(next_seq - units_done), 0) FROM jobs"
+			  " WHERE state IN ('queued', 'running')",
 	[Q_STATS_PENDING] = "SELECT coalesce(sum(n_units - next_seq), 0) FROM jobs"
 			    " WHERE state IN ('queued', 'running')",
 	/* Finished jobs keep their row and result; their units and replicas can go, in batches. */

@@ -51,6 +51,16 @@ typedef struct srv_config {
 #define SRV_PRIORITIES 3  /* event priorities: the base must be made with these (see srv_main) */
 struct srv_held;
 
+/* Results reported per second over the last minute, for the grid's rate (in memory: it only
+ * says how fast the grid goes now). */
+#define SRV_RATE_WINDOW_S 60
+typedef struct srv_rate {
+	int64_t sec[SRV_RATE_WINDOW_S];
+	double results[SRV_RATE_WINDOW_S], indices[SRV_RATE_WINDOW_S];
+} srv_rate;
+void srv_rate_add(srv_rate *r, int64_t now, double results, double indices);
+void srv_rate_sum(const srv_rate *r, int64_t now, double *results, double *indices);
+
 /* The server's one context, passed to every callback. */
 typedef struct srv_ctx {
 	struct event_base *base;
@@ -69,6 +79,7 @@ typedef struct srv_ctx {
 	struct srv_held *held;     /* replies waiting for the group commit */
 	size_t n_held;
 	uint64_t commits, grouped; /* group commits done, and the requests they carried */
+	srv_rate rate;
 	uint64_t requests;
 	srv_route_stats route_stats[SRV_ROUTES_MAX + 1]; /* the last one: no route matched */
 	uint64_t latency[SRV_LATENCY_BUCKETS + 1];      /* cumulative histogram, +Inf last */

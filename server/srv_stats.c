@@ -9,7 +9,27 @@
 #include "srv_view.h"
 #include "ts_util.h"
 
-#define RATE_WINDOW_S 60
+void srv_rate_add(srv_rate *r, int64_t now, double results, double indices)
+{
+	size_t slot = (size_t)now % SRV_RATE_WINDOW_S;
+	if (r->sec[slot] != now) {
+		r->sec[slot] = now;
+		r->results[slot] = r->indices[slot] = 0;
+	}
+	r->results[slot] += results;
+	r->indices[slot] += indices;
+}
+
+void srv_rate_sum(const srv_rate *r, int64_t now, double *results, double *indices)
+{
+	*results = *indices = 0;
+	for (size_t i = 0; i < SRV_RATE_WINDOW_S; i++) {
+		if (r->sec[i] > now - SRV_RATE_WINDOW_S && r->sec[i] <= now) {
+			*results += r->results[i];
+			*indices += r->indices[i];
+		}
+	}
+}
 
 ts_err api_stats(srv_ctx *ctx, srv_req *r)
 {
@@ -30,14 +50,8 @@ ts_err api_stats(srv_ctx *ctx, srv_req *r)
 		json_object_set_new(jobs, (const char *)sqlite3_column_text(st, 0),
 				    json_integer(sqlite3_column_int64(st, 1)));
 	sqlite3_reset(st);
-	st = srv_db_stmt(ctx->db, Q_STATS_RATE);
-	sqlite3_bind_int64(st, 1, r->now - RATE_WINDOW_S);
 	double units = 0, indices = 0;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		units = (double)sqlite3_column_int64(st, 0);
-		indices = sqlite3_column_double(st, 1);
-	}
-	sqlite3_reset(st);
+	srv_rate_sum(&ctx->rate, r->now, &units, &indices);
 	st = srv_db_stmt(ctx->db, Q_STATS_FAILURES);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		json_array_append_new(failures, json_pack("{s:I,s:s?,s:I}", "job_id",
@@ -46,8 +60,8 @@ ts_err api_stats(srv_ctx *ctx, srv_req *r)
 			(json_int_t)sqlite3_column_int64(st, 2)));
 	sqlite3_reset(st);
 	r->reply = json_pack("{s:o,s:o,s:{s:f,s:f,s:i},s:o}", "nodes", nodes, "jobs", jobs, "rate",
-			     "units_per_s", units / RATE_WINDOW_S, "indices_per_s", indices / RATE_WINDOW_S,
-			     "window_s", RATE_WINDOW_S, "recent_failures", failures);
+			     "units_per_s", units / SRV_RATE_WINDOW_S, "indices_per_s", indices / SRV_RATE_WINDOW_S,
+			     "window_s", SRV_RATE_WINDOW_S, "recent_failures", failures);
 	return r->reply ? TS_OK : TS_ERR_NOMEM;
 }
 
@@ -151,15 +165,15 @@ static void metric_rows(srv_ctx *ctx, struct text *t, enum srv_stmt q, const cha
 
 ts_err api_metrics(srv_ctx *ctx, srv_req *r)
 {
-	static const char *const unit_states[] = {NULL, "open", "valid", "dropped", "failed"};
 	struct text t = {0};
 	size_t n;
 	const srv_route *routes = srv_http_routes(&n);
 
 	text_add(&t, "# HELP tessera_jobs Jobs by state.\n# TYPE tessera_jobs gauge\n");
 	metric_rows(ctx, &t, Q_STATS_JOBS, "tessera_jobs", "state", NULL);
-	text_add(&t, "# HELP tessera_units Units handed out at least once, by state.\n# TYPE tessera_units gauge\n");
-	metric_rows(ctx, &t, Q_STATS_UNITS, "tessera_units", "state", unit_states);
+	text_add(&t, "# HELP tessera_units Units valid (all jobs) and open (handed out, not valid yet).\n"
+		     "# TYPE tessera_units gauge\n");
+	metric_rows(ctx, &t, Q_STATS_UNITS, "tessera_units", "state", NULL);
 	text_add(&t, "# HELP tessera_units_unissued Units of open jobs not handed out yet.\n"
 		     "# TYPE tessera_units_unissued gauge\ntessera_units_unissued %lld\n",
 		 (long long)SRV_QUERY_INT(ctx->db, Q_STATS_PENDING, 0, 0));

@@ -501,7 +501,7 @@ static ts_err unit_validate(srv_db *db, struct job_info *j, struct unit_info *u,
 /* Handles one result. Store failures return an error; a refused result gets a reason in
  * *reason and changes nothing. */
 static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json_t *item,
-			 const char **reason)
+			 const char **reason, uint64_t *indices)
 {
 	int64_t unit = json_integer_value(json_object_get(item, "unit_id"));
 	json_t *wall = json_object_get(item, "wall_s");
@@ -546,6 +546,7 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 		*reason = "impossible result for this unit";
 		return TS_OK;
 	}
+	*indices = u.count;
 	st = srv_db_stmt(db, Q_REPLICA_REPORT);
 	sqlite3_bind_int64(st, 1, rid);
 	sqlite3_bind_int64(st, 2, (int64_t)p.v[0]);
@@ -590,9 +591,13 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		goto out;
 	size_t i;
 	json_t *item;
+	double done = 0, indices = 0;
 	json_array_foreach(results, i, item) {
 		const char *reason = NULL;
-		result = report_one(ctx->db, &cache, r, item, &reason);
+		uint64_t n = 0;
+		result = report_one(ctx->db, &cache, r, item, &reason, &n);
+		done += n > 0;
+		indices += (double)n;
 		if (result)
 			goto out;
 		json_t *id = json_object_get(item, "unit_id");
@@ -606,6 +611,7 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		result = srv_db_commit(ctx->db);
 	if (result)
 		goto out;
+	srv_rate_add(&ctx->rate, r->now, done, indices);
 	for (int k = 0; k < cache.n && !ctx->quiet; k++)
 		if (strcmp(cache.jobs[k].state, "done") == 0 || strcmp(cache.jobs[k].state, "failed") == 0)
 			fprintf(stderr, "job %lld: %s\n", (long long)cache.jobs[k].id, cache.jobs[k].state);
