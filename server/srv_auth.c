@@ -116,6 +116,7 @@ ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principa
 	p->role = role;
 	p->token_id = sqlite3_column_int64(st, 10);
 	p->expires_at = sqlite3_column_int64(st, 5);
+	p->last_seen = sqlite3_column_int64(st, 11);
 	p->user_id = sqlite3_column_int64(st, 2);
 	p->node_id = sqlite3_column_int64(st, 3);
 	const char *name = (const char *)sqlite3_column_text(st, 8);

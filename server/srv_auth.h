@@ -33,6 +33,7 @@ typedef struct srv_principal {
 	char name[64];      /* user name, for logs and job owners */
 	int64_t token_id;   /* the token used, so logout can revoke it */
 	int64_t expires_at; /* its expiry, 0 for none */
+	int64_t last_seen;  /* nodes: when the store last saw it */
 } srv_principal;
 
 ts_err srv_auth_hash_password(const char *password, char out[SRV_PW_HASH_MAX]);

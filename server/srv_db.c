@@ -82,7 +82,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 			" WHERE u.job_id = ?1 AND u.state = 2 ORDER BY u.valid_rank DESC LIMIT 5000",
 	[Q_TOKEN_BY_HASH] =
 		"SELECT t.hash, t.kind, t.user_id, t.node_id, t.uses_left, t.expires_at, t.revoked,"
-		" u.role, u.name, coalesce(u.disabled, n.disabled, 0), t.id"
+		" u.role, u.name, coalesce(u.disabled, n.disabled, 0), t.id, coalesce(n.last_seen, 0)"
 		" FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
 		" LEFT JOIN nodes n ON n.id = t.node_id WHERE t.hash = ?1",
 	[Q_TOKEN_INSERT] = "INSERT INTO tokens (hash, kind, user_id, node_id, uses_left, expires_at,"

@@ -243,6 +243,12 @@ static ts_err fetch_needy(srv_db *db, struct job_cache *c, srv_req *r, struct ba
 	return TS_OK;
 }
 
+/* Liveness is kept to the second: a node's many requests in one second write it once. */
+static ts_err node_seen(srv_db *db, const srv_req *r)
+{
+	return r->who.last_seen >= r->now ? TS_OK : SRV_EXEC(db, Q_NODE_SEEN, r->who.node_id, r->now);
+}
+
 static double random01(void)
 {
 	uint64_t x = 0;
@@ -328,7 +334,7 @@ ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 	batch_node(ctx->db, r->who.node_id, &b);
 	result = expire_due(ctx->db, r->now);
 	if (!result)
-		result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
+		result = node_seen(ctx->db, r);
 	if (!result)
 		result = fetch_resend(ctx->db, &cache, r, &b);
 	if (!result)
@@ -606,7 +612,7 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		else
 			json_array_append(accepted, id);
 	}
-	result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
+	result = node_seen(ctx->db, r);
 	if (!result)
 		result = srv_db_commit(ctx->db);
 	if (result)
