@@ -37,8 +37,8 @@ token=$("$bin/tessera" token create --uses 2 2>/dev/null)
 
 say "enrolling two clients (one thread each)"
 for n in 1 2; do
-  "$bin/tessera-client" enroll "$url" "$token" --state "$work/node$n" --name "node-$n"
-  "$bin/tessera-client" run --state "$work/node$n" --threads 1 --quiet >"$work/node$n.log" 2>&1 &
+  "$bin/tessera-client" enroll "$url" "$token" --state "$work/node$n" --name "node-$n" --threads 1
+  "$bin/tessera-client" run --state "$work/node$n" --threads 1 --seconds 1 --quiet >"$work/node$n.log" 2>&1 &
   pids+=($!)
 done
 
