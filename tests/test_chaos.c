@@ -73,8 +73,8 @@ static double job_progress(int64_t id, char *state, size_t cap)
 
 Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .fini = teardown, .timeout = 400)
 {
-	const uint64_t samples = 3000000000ULL, seed = 11;
-	const int units = 300;
+	const uint64_t samples = 8000000000ULL, seed = 11;
+	const int units = 400;
 	char state[CLIENTS][400], body[256], jstate[32] = "";
 	pid_t pids[CLIENTS];
 	double restart_at[CLIENTS] = {0};
@@ -90,7 +90,7 @@ Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .f
 	int64_t job = th_submit(&srv, body);
 
 	unsigned rng = CHAOS_SEED;
-	int client_kills = 0, server_kills = 0;
+	int client_kills = 0, server_kills = 0, outages = 0;
 	const double server_kill_at[2] = {0.3, 0.6};
 	double end = ts_mono() + 300;
 	while (ts_mono() < end) {
@@ -118,7 +118,10 @@ Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .f
 		th_proc_stop(pids[victim], 5);
 		pids[victim] = 0;
 		client_kills++;
-		restart_at[victim] = ts_mono() + (rand_r(&rng) % 5 == 0 ? 4.5 : (rand_r(&rng) % 300) / 1000.0);
+		/* Every fourth victim stays down past the node timeout (3 s) and a sweep (2 s). */
+		int long_outage = client_kills % 4 == 1;
+		outages += long_outage;
+		restart_at[victim] = ts_mono() + (long_outage ? 7.0 : (rand_r(&rng) % 300) / 1000.0);
 	}
 	for (int i = 0; i < CLIENTS; i++)
 		if (pids[i])
@@ -141,9 +144,11 @@ Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .f
 	int64_t resent = th_db_int(&srv, "SELECT sum(leases - 1) FROM replicas");
 	cr_expect_geq(server_kills, 2, "the server was killed only %d times", server_kills);
 	cr_expect_gt(client_kills, 0);
-	fprintf(stderr, "chaos: %d client kills, %d server kills survived; %lld replicas for %d units "
+	cr_expect_gt(outages, 0, "no client stayed down past the node timeout");
+	cr_expect_gt(replicas, units, "no unit of a lost node went to another node");
+	fprintf(stderr, "chaos: %d client kills (%d past the node timeout), %d server kills survived; %lld replicas for %d units "
 		"(%lld reissued to another node, %lld handed back to a restarted node); hits %llu == "
-		"expected %llu\n", client_kills, server_kills, (long long)replicas, units,
+		"expected %llu\n", client_kills, outages, server_kills, (long long)replicas, units,
 		(long long)(replicas - units), (long long)resent, (unsigned long long)hits,
 		(unsigned long long)expect.v[0]);
 }
