@@ -180,6 +180,23 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		fprintf(stderr, "tessera-server: --data DIR is required\n%s", usage);
 		return 2;
 	}
+	/* Each option belongs to one command: a misplaced one is a mistake worth saying. */
+	const struct {
+		const char *name;
+		int given, ok;
+	} owned[] = {
+		{"--admin", o->admin != NULL, usage == usage_init},
+		{"--listen", o->listen != NULL, run},
+		{"--user", o->user != NULL, run},
+		{"--quiet", o->quiet, run},
+		{"--days", o->days != NULL, usage == usage_compact},
+	};
+	for (size_t i = 0; i < TS_ARRAY_LEN(owned); i++) {
+		if (owned[i].given && !owned[i].ok) {
+			fprintf(stderr, "tessera-server: %s does not apply here\n%s", owned[i].name, usage);
+			return 2;
+		}
+	}
 	return 0;
 }
 
