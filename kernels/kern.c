@@ -2,6 +2,7 @@
 #include "kern.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,6 +31,78 @@ const kern *kern_find(const char *name)
 const kern *const *kern_table(void)
 {
 	return kern_rows;
+}
+
+ts_err kern_params_only(const json_t *params, const char *kernel, const char *const *keys, char *why,
+			size_t whylen)
+{
+	const char *key;
+	json_t *val;
+	if (!json_is_object(params)) {
+		snprintf(why, whylen, "params must be an object");
+		return TS_ERR_BAD_REQUEST;
+	}
+	json_object_foreach((json_t *)params, key, val) {
+		size_t i = 0;
+		while (keys[i] && strcmp(keys[i], key) != 0)
+			i++;
+		if (!keys[i]) {
+			snprintf(why, whylen, "unknown parameter '%.64s' for %s", key, kernel);
+			return TS_ERR_BAD_REQUEST;
+		}
+	}
+	return TS_OK;
+}
+
+ts_err kern_parse_range(const json_t *params, const char *kernel, uint64_t min_from, uint64_t max_to,
+			kern_args *args, char *why, size_t whylen)
+{
+	static const char *const keys[] = {"from", "to", NULL};
+	json_t *from = json_object_get(params, "from");
+	json_t *to = json_object_get(params, "to");
+	ts_err result = kern_params_only(params, kernel, keys, why, whylen);
+	if (result)
+		return result;
+	/* JSON integers end at 2^63 - 1, and so does to. */
+	if (!json_is_integer(from) || json_integer_value(from) < 0 ||
+	    (uint64_t)json_integer_value(from) < min_from) {
+		snprintf(why, whylen, "from must be an integer of at least %llu", (unsigned long long)min_from);
+		return TS_ERR_BAD_REQUEST;
+	}
+	if (!json_is_integer(to) || json_integer_value(to) <= json_integer_value(from) ||
+	    (uint64_t)json_integer_value(to) > max_to) {
+		snprintf(why, whylen, "to must be an integer above from and at most %llu",
+			 (unsigned long long)max_to);
+		return TS_ERR_BAD_REQUEST;
+	}
+	args->seed = 0;
+	args->from = (uint64_t)json_integer_value(from);
+	args->space = (uint64_t)json_integer_value(to) - args->from;
+	return TS_OK;
+}
+
+kern_partial kern_count_zero(void)
+{
+	return (kern_partial){{0, 0}};
+}
+
+void kern_count_combine(kern_partial *acc, const kern_partial *p)
+{
+	acc->v[0] += p->v[0];
+}
+
+json_t *kern_count_to_json(const char *name, const kern_partial *p)
+{
+	return json_pack("{s:I}", name, (json_int_t)p->v[0]);
+}
+
+ts_err kern_count_from_json(const char *name, const json_t *j, kern_partial *p)
+{
+	json_t *n = json_object_get(j, name);
+	if (!json_is_object(j) || json_object_size(j) != 1 || !json_is_integer(n) || json_integer_value(n) < 0)
+		return TS_ERR_BAD_REQUEST;
+	*p = (kern_partial){{(uint64_t)json_integer_value(n), 0}};
+	return TS_OK;
 }
 
 struct kern_job {

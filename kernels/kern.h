@@ -48,6 +48,21 @@ typedef struct kern {
 	double ns_per_index;   /* rough single-core cost, to size fetches before a node benchmarks */
 } kern;
 
+/* Building blocks for kernel rows, so each kernel writes only what is its own. */
+
+/* Refuses params that are not an object or have a key not in the NULL-terminated list. */
+ts_err kern_params_only(const json_t *params, const char *kernel, const char *const *keys, char *why,
+			size_t whylen);
+/* Parses {"from": a, "to": b} with min_from <= a < b <= max_to into args (index i is a + i). */
+ts_err kern_parse_range(const json_t *params, const char *kernel, uint64_t min_from, uint64_t max_to,
+			kern_args *args, char *why, size_t whylen);
+/* Partials that are one count (v[0]), summed: the identity, combine, and the wire form
+ * {"<name>": N}. */
+kern_partial kern_count_zero(void);
+void kern_count_combine(kern_partial *acc, const kern_partial *p);
+json_t *kern_count_to_json(const char *name, const kern_partial *p);
+ts_err kern_count_from_json(const char *name, const json_t *j, kern_partial *p);
+
 /* The kernel of that name, or NULL. */
 const kern *kern_find(const char *name);
 /* The table: kernel pointers ending with NULL; for listings and tests. */

@@ -121,33 +121,7 @@ ts_err kern_collatz_steps(uint64_t n, uint64_t *steps)
 
 static ts_err cz_parse(const json_t *params, kern_args *args, char *why, size_t whylen)
 {
-	json_t *from = json_object_get(params, "from");
-	json_t *to = json_object_get(params, "to");
-	const char *key;
-	json_t *val;
-	if (!json_is_object(params)) {
-		snprintf(why, whylen, "params must be an object");
-		return TS_ERR_BAD_REQUEST;
-	}
-	json_object_foreach((json_t *)params, key, val) {
-		if (strcmp(key, "from") != 0 && strcmp(key, "to") != 0) {
-			snprintf(why, whylen, "unknown parameter '%s' for collatz", key);
-			return TS_ERR_BAD_REQUEST;
-		}
-	}
-	if (!json_is_integer(from) || json_integer_value(from) < 1) {
-		snprintf(why, whylen, "from must be an integer of at least 1");
-		return TS_ERR_BAD_REQUEST;
-	}
-	/* JSON integers end at 2^63 - 1, and so does to. */
-	if (!json_is_integer(to) || json_integer_value(to) <= json_integer_value(from)) {
-		snprintf(why, whylen, "to must be an integer above from");
-		return TS_ERR_BAD_REQUEST;
-	}
-	args->seed = 0;
-	args->from = (uint64_t)json_integer_value(from);
-	args->space = (uint64_t)json_integer_value(to) - args->from;
-	return TS_OK;
+	return kern_parse_range(params, "collatz", 1, INT64_MAX, args, why, whylen);
 }
 
 /* v[0] = n (0: no n yet, the identity), v[1] = its steps. */

@@ -12,20 +12,12 @@
 
 static ts_err pi_parse(const json_t *params, kern_args *args, char *why, size_t whylen)
 {
+	static const char *const keys[] = {"samples", "seed", NULL};
 	json_t *samples = json_object_get(params, "samples");
 	json_t *seed = json_object_get(params, "seed");
-	const char *key;
-	json_t *val;
-	if (!json_is_object(params)) {
-		snprintf(why, whylen, "params must be an object");
-		return TS_ERR_BAD_REQUEST;
-	}
-	json_object_foreach((json_t *)params, key, val) {
-		if (strcmp(key, "samples") != 0 && strcmp(key, "seed") != 0) {
-			snprintf(why, whylen, "unknown parameter '%s' for montecarlo_pi", key);
-			return TS_ERR_BAD_REQUEST;
-		}
-	}
+	ts_err result = kern_params_only(params, "montecarlo_pi", keys, why, whylen);
+	if (result)
+		return result;
 	if (!json_is_integer(samples) || json_integer_value(samples) <= 0 ||
 	    (uint64_t)json_integer_value(samples) > PI_MAX_SAMPLES) {
 		snprintf(why, whylen, "samples must be an integer from 1 to 10^18");
@@ -39,11 +31,6 @@ static ts_err pi_parse(const json_t *params, kern_args *args, char *why, size_t 
 	args->from = 0;
 	args->space = (uint64_t)json_integer_value(samples);
 	return TS_OK;
-}
-
-static kern_partial pi_zero(void)
-{
-	return (kern_partial){{0, 0}};
 }
 
 static ts_err pi_compute(const kern_args *args, uint64_t start, uint64_t count, kern_partial *out,
@@ -62,24 +49,14 @@ static ts_err pi_compute(const kern_args *args, uint64_t start, uint64_t count, 
 	return TS_OK;
 }
 
-static void pi_combine(kern_partial *acc, const kern_partial *p)
-{
-	acc->v[0] += p->v[0];
-}
-
 static json_t *pi_partial_to_json(const kern_partial *p)
 {
-	return json_pack("{s:I}", "hits", (json_int_t)p->v[0]);
+	return kern_count_to_json("hits", p);
 }
 
 static ts_err pi_partial_from_json(const json_t *j, kern_partial *p)
 {
-	json_t *hits = json_object_get(j, "hits");
-	if (!json_is_object(j) || json_object_size(j) != 1 || !json_is_integer(hits) ||
-	    json_integer_value(hits) < 0)
-		return TS_ERR_BAD_REQUEST;
-	*p = (kern_partial){{(uint64_t)json_integer_value(hits), 0}};
-	return TS_OK;
+	return kern_count_from_json("hits", j, p);
 }
 
 static int pi_plausible(const kern_partial *p, uint64_t count)
@@ -101,9 +78,9 @@ static json_t *pi_finalize(const kern_args *args, const kern_partial *total)
 const kern kern_montecarlo_pi = {
 	.name = "montecarlo_pi",
 	.parse = pi_parse,
-	.zero = pi_zero,
+	.zero = kern_count_zero,
 	.compute = pi_compute,
-	.combine = pi_combine,
+	.combine = kern_count_combine,
 	.partial_to_json = pi_partial_to_json,
 	.partial_from_json = pi_partial_from_json,
 	.partial_plausible = pi_plausible,

@@ -405,38 +405,7 @@ ts_err kern_prime_count_range(uint64_t lo, uint64_t hi, uint64_t *count)
 
 static ts_err pc_parse(const json_t *params, kern_args *args, char *why, size_t whylen)
 {
-	json_t *from = json_object_get(params, "from");
-	json_t *to = json_object_get(params, "to");
-	const char *key;
-	json_t *val;
-	if (!json_is_object(params)) {
-		snprintf(why, whylen, "params must be an object");
-		return TS_ERR_BAD_REQUEST;
-	}
-	json_object_foreach((json_t *)params, key, val) {
-		if (strcmp(key, "from") != 0 && strcmp(key, "to") != 0) {
-			snprintf(why, whylen, "unknown parameter '%s' for prime_count", key);
-			return TS_ERR_BAD_REQUEST;
-		}
-	}
-	if (!json_is_integer(from) || json_integer_value(from) < 0) {
-		snprintf(why, whylen, "from must be a non-negative integer");
-		return TS_ERR_BAD_REQUEST;
-	}
-	if (!json_is_integer(to) || json_integer_value(to) <= json_integer_value(from) ||
-	    (uint64_t)json_integer_value(to) > PC_MAX_TO) {
-		snprintf(why, whylen, "to must be an integer above from and at most 10^14");
-		return TS_ERR_BAD_REQUEST;
-	}
-	args->seed = 0;
-	args->from = (uint64_t)json_integer_value(from);
-	args->space = (uint64_t)json_integer_value(to) - args->from;
-	return TS_OK;
-}
-
-static kern_partial pc_zero(void)
-{
-	return (kern_partial){{0, 0}};
+	return kern_parse_range(params, "prime_count", 0, PC_MAX_TO, args, why, whylen);
 }
 
 static ts_err pc_compute(const kern_args *args, uint64_t start, uint64_t count, kern_partial *out,
@@ -448,24 +417,14 @@ static ts_err pc_compute(const kern_args *args, uint64_t start, uint64_t count, 
 	return result;
 }
 
-static void pc_combine(kern_partial *acc, const kern_partial *p)
-{
-	acc->v[0] += p->v[0];
-}
-
 static json_t *pc_partial_to_json(const kern_partial *p)
 {
-	return json_pack("{s:I}", "count", (json_int_t)p->v[0]);
+	return kern_count_to_json("count", p);
 }
 
 static ts_err pc_partial_from_json(const json_t *j, kern_partial *p)
 {
-	json_t *count = json_object_get(j, "count");
-	if (!json_is_object(j) || json_object_size(j) != 1 || !json_is_integer(count) ||
-	    json_integer_value(count) < 0)
-		return TS_ERR_BAD_REQUEST;
-	*p = (kern_partial){{(uint64_t)json_integer_value(count), 0}};
-	return TS_OK;
+	return kern_count_from_json("count", j, p);
 }
 
 static int pc_plausible(const kern_partial *p, uint64_t count)
@@ -483,9 +442,9 @@ static json_t *pc_finalize(const kern_args *args, const kern_partial *total)
 const kern kern_prime_count = {
 	.name = "prime_count",
 	.parse = pc_parse,
-	.zero = pc_zero,
+	.zero = kern_count_zero,
 	.compute = pc_compute,
-	.combine = pc_combine,
+	.combine = kern_count_combine,
 	.partial_to_json = pc_partial_to_json,
 	.partial_from_json = pc_partial_from_json,
 	.partial_plausible = pc_plausible,
