@@ -249,20 +249,28 @@ out:
 	return rc;
 }
 
-/* Kernel names users may type, and the kernel each one means. */
+enum { O_SAMPLES = 1, O_SEED, O_FROM, O_TO, O_UNITS, O_UNIT_SIZE, O_REPL, O_QUORUM, O_DEADLINE, O_ADAPTIVE };
+#define OPT_BIT(o) (1u << (o))
+
+/* Kernel names users may type, the kernel each one means, and its parameter options. */
 static const struct {
 	const char *alias, *kernel;
+	unsigned allowed, required; /* OPT_BIT()s of parameter options */
 } submit_kernels[] = {
-	{"pi", "montecarlo_pi"},
-	{"montecarlo_pi", "montecarlo_pi"},
+	{"pi", "montecarlo_pi", OPT_BIT(O_SAMPLES) | OPT_BIT(O_SEED), OPT_BIT(O_SAMPLES)},
+	{"montecarlo_pi", "montecarlo_pi", OPT_BIT(O_SAMPLES) | OPT_BIT(O_SEED), OPT_BIT(O_SAMPLES)},
+	{"primes", "prime_count", OPT_BIT(O_FROM) | OPT_BIT(O_TO), OPT_BIT(O_FROM) | OPT_BIT(O_TO)},
+	{"prime_count", "prime_count", OPT_BIT(O_FROM) | OPT_BIT(O_TO), OPT_BIT(O_FROM) | OPT_BIT(O_TO)},
+	{"collatz", "collatz", OPT_BIT(O_FROM) | OPT_BIT(O_TO), OPT_BIT(O_FROM) | OPT_BIT(O_TO)},
 };
 
 static int cmd_submit(int argc, char **argv)
 {
-	enum { O_SAMPLES = 1, O_SEED, O_UNITS, O_UNIT_SIZE, O_REPL, O_QUORUM, O_DEADLINE, O_ADAPTIVE };
 	static const struct option opts[] = {
 		{"samples", required_argument, NULL, O_SAMPLES},
 		{"seed", required_argument, NULL, O_SEED},
+		{"from", required_argument, NULL, O_FROM},
+		{"to", required_argument, NULL, O_TO},
 		{"units", required_argument, NULL, O_UNITS},
 		{"unit-size", required_argument, NULL, O_UNIT_SIZE},
 		{"replication", required_argument, NULL, O_REPL},
@@ -281,13 +289,16 @@ static int cmd_submit(int argc, char **argv)
 	} fields[] = {
 		{O_SAMPLES, "samples", "samples", 1, 1, 1000000000000000000ULL},
 		{O_SEED, "seed", "seed", 1, 0, INT64_MAX},
+		{O_FROM, "from", "from", 1, 0, INT64_MAX},
+		{O_TO, "to", "to", 1, 1, INT64_MAX},
 		{O_UNITS, "units", "units", 0, 1, INT64_MAX},
 		{O_UNIT_SIZE, "unit-size", "unit_size", 0, 1, INT64_MAX},
 		{O_REPL, "replication", "replication", 0, 1, INT64_MAX},
 		{O_QUORUM, "quorum", "quorum", 0, 1, INT64_MAX},
 		{O_DEADLINE, "deadline", "deadline_s", 0, 1, INT64_MAX},
 	};
-	int opt, rc = CL_EXIT_ERROR, given_units = 0, given_size = 0, given_samples = 0;
+	int opt, rc = CL_EXIT_ERROR, given_units = 0, given_size = 0;
+	unsigned given = 0;
 	cl_state_config cfg;
 	cl_http *http = NULL;
 	json_t *body = json_object(), *params = json_object(), *reply = NULL;
@@ -322,23 +333,30 @@ static int cmd_submit(int argc, char **argv)
 				    json_integer((json_int_t)v));
 		given_units |= opt == O_UNITS;
 		given_size |= opt == O_UNIT_SIZE;
-		given_samples |= opt == O_SAMPLES;
+		if (fields[i].in_params)
+			given |= OPT_BIT(opt);
 	}
 	if (argc - optind != 1) {
-		rc = cl_args_usage_error("%s", argc == optind ? "needs a kernel: pi"
+		rc = cl_args_usage_error("%s", argc == optind ? "needs a kernel: pi, primes or collatz"
 							     : "too many arguments");
 		goto out;
 	}
-	for (size_t i = 0; i < TS_ARRAY_LEN(submit_kernels); i++)
-		if (strcmp(argv[optind], submit_kernels[i].alias) == 0)
-			kernel = submit_kernels[i].kernel;
-	if (!kernel) {
-		rc = cl_args_usage_error("unknown kernel '%s' (known: pi, montecarlo_pi)",
-					 argv[optind]);
+	size_t k;
+	for (k = 0; k < TS_ARRAY_LEN(submit_kernels) && strcmp(argv[optind], submit_kernels[k].alias); k++)
+		;
+	if (k == TS_ARRAY_LEN(submit_kernels)) {
+		rc = cl_args_usage_error("unknown kernel '%s' (known: pi, primes, collatz)", argv[optind]);
 		goto out;
 	}
-	if (!given_samples) {
-		rc = cl_args_usage_error("needs --samples N");
+	kernel = submit_kernels[k].kernel;
+	for (size_t i = 0; i < TS_ARRAY_LEN(fields); i++) {
+		unsigned bit = OPT_BIT(fields[i].opt);
+		int stray = (given & ~submit_kernels[k].allowed & bit) != 0;
+		int missing = (submit_kernels[k].required & ~given & bit) != 0;
+		if (!fields[i].in_params || (!stray && !missing))
+			continue;
+		rc = cl_args_usage_error("--%s %s for %s", fields[i].option,
+					 given & bit ? "does not apply" : "is required", argv[optind]);
 		goto out;
 	}
 	if (given_units && given_size) {
@@ -719,14 +737,17 @@ static const cl_args_cmd commands[] = {
 	 "session or API token expires.\n\n"
 	 "  --json   the answer of GET /api/v1/me\n"},
 	{"submit", cmd_submit,
-	 "submit pi --samples N [--seed S] [--units K | --unit-size U] [--replication R] "
-	 "[--quorum Q] [--deadline SECONDS] [--adaptive]",
-	 "\nSubmits a Monte Carlo Pi job (kernel montecarlo_pi) and prints its id.\n"
+	 "submit pi --samples N [--seed S] | primes|collatz --from A --to B  [--units K | "
+	 "--unit-size U] [--replication R] [--quorum Q] [--deadline SECONDS] [--adaptive]",
+	 "\nSubmits a job and prints its id: pi (montecarlo_pi) takes --samples and --seed;\n"
+	 "primes (prime_count: primes p with FROM <= p < TO) and collatz (the n in [FROM, TO)\n"
+	 "with the longest total stopping time) take --from and --to.\n"
 	 "Numbers may be written 2e10.\n\n"
 	 "  --samples N       samples to draw (1..1e18)\n"
 	 "  --seed S          random seed (default 0)\n"
+	 "  --from A --to B   the range [A, B) of primes or collatz\n"
 	 "  --units K         split into K units, or\n"
-	 "  --unit-size U     U samples per unit (default: the server's)\n"
+	 "  --unit-size U     U indices per unit (default: the server's)\n"
 	 "  --replication R   copies of each unit computed by distinct nodes (default 1)\n"
 	 "  --quorum Q        matching copies needed (default 1)\n"
 	 "  --deadline S      seconds a node may hold a unit (default 600)\n"

@@ -168,5 +168,25 @@ Test(grid, cli_login_submit_wait_cancel, .init = setup, .fini = teardown, .timeo
 	cr_expect(strstr(out, "done") && strstr(out, "cancelled"), "jobs listing: %s", out);
 	/* Only the first job's units were computed. */
 	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM units WHERE state = 2"), 8);
+
+	/* The other kernels from the CLI: DESIGN.md's values. */
+	char pid[32], cid[32];
+	cr_assert_eq(cli(cfg, out, sizeof(out), "submit", "primes", "--from", "0", "--to", "1e7", "--units", "5"), 0,
+		     "%s", out);
+	sscanf(out, "%31s", pid);
+	cr_assert_eq(cli(cfg, out, sizeof(out), "submit", "collatz", "--from", "1", "--to", "1e6", "--units", "4"), 0,
+		     "%s", out);
+	sscanf(out, "%31s", cid);
+	cr_expect_neq(cli(cfg, out, sizeof(out), "submit", "primes", "--samples", "5", "--from", "1", "--to", "9"), 0,
+		      "a pi option was taken for primes");
+	cr_assert_eq(cli(cfg, out, sizeof(out), "wait", pid, "--json", NULL, NULL, NULL, NULL, NULL), 0, "%s", out);
+	job = json_loads(strchr(out, '{') ? strchr(out, '{') : out, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(job, "result"), "count")), 664579);
+	json_decref(job);
+	cr_assert_eq(cli(cfg, out, sizeof(out), "wait", cid, "--json", NULL, NULL, NULL, NULL, NULL), 0, "%s", out);
+	job = json_loads(strchr(out, '{') ? strchr(out, '{') : out, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(job, "result"), "n")), 837799);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(job, "result"), "steps")), 524);
+	json_decref(job);
 	cr_expect_eq(th_proc_stop(client, 10), 0);
 }
