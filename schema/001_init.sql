@@ -51,6 +51,7 @@ CREATE TABLE jobs (
     unit_size   INTEGER NOT NULL,
     n_units     INTEGER NOT NULL,
     next_seq    INTEGER NOT NULL DEFAULT 0, -- units [0, next_seq) exist in table units
+    feeding     INTEGER NOT NULL DEFAULT 1, -- open and next_seq < n_units: new units to hand out
     units_done  INTEGER NOT NULL DEFAULT 0,
     replication INTEGER NOT NULL,
     quorum      INTEGER NOT NULL,
@@ -66,6 +67,9 @@ CREATE TABLE jobs (
     finished_at INTEGER
 );
 CREATE INDEX jobs_open ON jobs (state, id);
+-- The job a fetch takes new units from. Its own column, so that advancing next_seq (every
+-- fetch) leaves every index alone; it changes only when the job stops feeding.
+CREATE INDEX jobs_feeding ON jobs (feeding, id);
 CREATE INDEX jobs_owner ON jobs (owner_id, id);
 
 -- A unit row exists from its first lease on (see workunits/wu.h).

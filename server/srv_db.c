@@ -118,15 +118,16 @@ static const char *const stmt_sql[Q__COUNT] = {
 		" j.adaptive FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = ?1",
 	[Q_JOB_LIST_ALL] = "SELECT id FROM jobs ORDER BY id DESC LIMIT ?1",
 	[Q_JOB_LIST_OWNER] = "SELECT id FROM jobs WHERE owner_id = ?1 ORDER BY id DESC LIMIT ?2",
-	[Q_JOB_CANCEL] = "UPDATE jobs SET state = 'cancelled', finished_at = ?2"
+	[Q_JOB_CANCEL] = "UPDATE jobs SET state = 'cancelled', feeding = 0, finished_at = ?2"
 			 " WHERE id = ?1 AND state IN ('queued', 'running')",
-	[Q_JOB_NEXT_OPEN] = "SELECT id FROM jobs WHERE state IN ('queued', 'running')"
-			    " AND next_seq < n_units ORDER BY id LIMIT 1",
-	[Q_JOB_ADVANCE] = "UPDATE jobs SET next_seq = ?2, state = 'running',"
-			  " started_at = coalesce(started_at, ?3) WHERE id = ?1",
-	[Q_JOB_ACCOUNT] = "UPDATE jobs SET units_done = units_done + 1, acc0 = ?2, acc1 = ?3 WHERE id = ?1",
+	[Q_JOB_NEXT_OPEN] = "SELECT id FROM jobs INDEXED BY jobs_feeding WHERE feeding = 1 ORDER BY id LIMIT 1",
+	[Q_JOB_ADVANCE] = "UPDATE jobs SET next_seq = ?2 WHERE id = ?1",
+	[Q_JOB_START] = "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
+	[Q_JOB_FED] = "UPDATE jobs SET feeding = 0 WHERE id = ?1",
+	[Q_JOB_ACCOUNT] = "UPDATE jobs SET units_done = units_done + 1, acc0 = ?2, acc1 = ?3,"
+			  " compute_s = compute_s + ?4 WHERE id = ?1",
 	[Q_JOB_WALL] = "UPDATE jobs SET compute_s = compute_s + ?2 WHERE id = ?1",
-	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5"
+	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5, feeding = 0"
 			 " WHERE id = ?1",
 	[Q_JOB_LEASED] = "SELECT count(*) FROM units u WHERE u.job_id = ?1 AND u.state = 1 AND EXISTS"
 			 " (SELECT 1 FROM replicas r INDEXED BY replicas_unit WHERE r.unit_id = u.id AND r.state = 1)",

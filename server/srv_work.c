@@ -27,6 +27,7 @@ struct job_info {
 	int replication, quorum, adaptive;
 	int64_t deadline_s;
 	kern_partial acc;
+	double wall_pending; /* reported compute time not yet added to the job's compute_s */
 };
 
 struct job_cache {
@@ -292,7 +293,13 @@ static ts_err fetch_new(srv_db *db, struct job_cache *c, srv_req *r, struct batc
 				return result;
 			j->next_seq++;
 		}
-		ts_err result = SRV_EXEC(db, Q_JOB_ADVANCE, job, (int64_t)j->next_seq, r->now);
+		ts_err result = SRV_EXEC(db, Q_JOB_ADVANCE, job, (int64_t)j->next_seq);
+		if (!result && strcmp(j->state, "queued") == 0) {
+			result = SRV_EXEC(db, Q_JOB_START, job, r->now);
+			snprintf(j->state, sizeof(j->state), "running");
+		}
+		if (!result && j->next_seq == j->split.n_units)
+			result = SRV_EXEC(db, Q_JOB_FED, job);
 		if (result)
 			return result;
 	}
@@ -446,7 +453,13 @@ static ts_err job_account(srv_db *db, struct job_info *j, const kern_partial *ca
 {
 	j->k->combine(&j->acc, canon);
 	j->done++;
-	ts_err result = SRV_EXEC(db, Q_JOB_ACCOUNT, j->id, (int64_t)j->acc.v[0], (int64_t)j->acc.v[1]);
+	sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_ACCOUNT);
+	sqlite3_bind_int64(st, 1, j->id);
+	sqlite3_bind_int64(st, 2, (int64_t)j->acc.v[0]);
+	sqlite3_bind_int64(st, 3, (int64_t)j->acc.v[1]);
+	sqlite3_bind_double(st, 4, j->wall_pending);
+	j->wall_pending = 0;
+	ts_err result = srv_db_exec(db, st);
 	if (!result && j->done == j->split.n_units)
 		result = job_finish(db, j, NULL, now);
 	return result;
@@ -560,14 +573,9 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 	sqlite3_bind_double(st, 4, wall_s);
 	sqlite3_bind_int64(st, 5, r->now);
 	ts_err result = srv_db_exec(db, st);
-	if (!result) {
-		st = srv_db_stmt(db, Q_JOB_WALL);
-		sqlite3_bind_int64(st, 1, j->id);
-		sqlite3_bind_double(st, 2, wall_s);
-		result = srv_db_exec(db, st);
-	}
 	if (result)
 		return result;
+	j->wall_pending += wall_s; /* written with the job's next update, or at the end */
 	if (v == WU_LATE) /* not needed, but it still tells how reliable the node is */
 		return u.state == WU_VALID ? judge_results(db, u.id, &u.canonical, 0) : TS_OK;
 	*reason = NULL;
@@ -612,7 +620,16 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		else
 			json_array_append(accepted, id);
 	}
-	result = node_seen(ctx->db, r);
+	for (int k = 0; k < cache.n && !result; k++) {
+		if (cache.jobs[k].wall_pending > 0) {
+			sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_JOB_WALL);
+			sqlite3_bind_int64(st, 1, cache.jobs[k].id);
+			sqlite3_bind_double(st, 2, cache.jobs[k].wall_pending);
+			result = srv_db_exec(ctx->db, st);
+		}
+	}
+	if (!result)
+		result = node_seen(ctx->db, r);
 	if (!result)
 		result = srv_db_commit(ctx->db);
 	if (result)
