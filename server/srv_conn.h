@@ -2,9 +2,11 @@
  * idle clients (slow-loris) cannot hold connections forever.
  *
  * libevent 2.1's evhttp has no hooks for this, so each TLS bufferevent evhttp asks us for is
- * tracked with an extra reference: after evhttp frees it (its callbacks are then cleared), the
- * next sweep drops our reference, which closes the socket. A connection over a cap or past its
- * deadline is shut down (shutdown(2)); evhttp then sees EOF and frees it itself. */
+ * tracked with an extra reference, which keeps only its memory valid: evhttp still closes the
+ * socket itself when it is done with a connection (and sets the bufferevent's fd to -1), and
+ * clears its callbacks, which is how the next sweep knows to drop our reference. A connection
+ * over a cap or past its deadline is shut down (shutdown(2)); evhttp then sees EOF and frees it
+ * itself. */
 #ifndef SRV_CONN_H
 #define SRV_CONN_H
 
