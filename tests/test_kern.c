@@ -4,26 +4,13 @@
 #include <string.h>
 
 #include "kern.h"
+#include "th_kern.h"
 
 #define ULL(x) ((unsigned long long)(x))
 
 static const kern *pi_kern(void)
 {
-	const kern *k = kern_find("montecarlo_pi");
-	cr_assert_not_null(k);
-	return k;
-}
-
-/* The kernel's verdict on params given as JSON text; why gets its reason. */
-static ts_err parse_text(const kern *k, const char *text, kern_args *args, char *why, size_t len)
-{
-	json_error_t jerr;
-	json_t *params = json_loads(text, JSON_DECODE_ANY, &jerr);
-	cr_assert_not_null(params, "test JSON %s: %s", text, jerr.text);
-	why[0] = '\0';
-	ts_err e = k->parse(params, args, why, len);
-	json_decref(params);
-	return e;
+	return th_kern("montecarlo_pi");
 }
 
 static kern_args pi_args(uint64_t seed, uint64_t samples)
@@ -31,7 +18,7 @@ static kern_args pi_args(uint64_t seed, uint64_t samples)
 	char text[128], why[200];
 	kern_args args;
 	snprintf(text, sizeof(text), "{\"samples\": %llu, \"seed\": %llu}", ULL(samples), ULL(seed));
-	cr_assert_eq(parse_text(pi_kern(), text, &args, why, sizeof(why)), TS_OK, "%s", why);
+	cr_assert_eq(th_kern_parse(pi_kern(), text, &args, why, sizeof(why)), TS_OK, "%s", why);
 	return args;
 }
 
@@ -272,7 +259,7 @@ Test(kern_pi, bad_params_are_refused_with_a_reason)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		kern_args args;
 		char why[200];
-		cr_expect_eq(parse_text(pi_kern(), bad[i], &args, why, sizeof(why)),
+		cr_expect_eq(th_kern_parse(pi_kern(), bad[i], &args, why, sizeof(why)),
 			     TS_ERR_BAD_REQUEST, "accepted %s", bad[i]);
 		cr_expect_gt(strlen(why), 0, "no reason for %s", bad[i]);
 	}
@@ -282,10 +269,10 @@ Test(kern_pi, good_params)
 {
 	kern_args args;
 	char why[200];
-	cr_assert_eq(parse_text(pi_kern(), "{\"samples\": 10}", &args, why, sizeof(why)), TS_OK);
+	cr_assert_eq(th_kern_parse(pi_kern(), "{\"samples\": 10}", &args, why, sizeof(why)), TS_OK);
 	cr_expect_eq(args.space, 10);
 	cr_expect_eq(args.seed, 0, "seed defaults to 0");
-	cr_assert_eq(parse_text(pi_kern(),
+	cr_assert_eq(th_kern_parse(pi_kern(),
 				"{\"samples\": 1000000000000000000, \"seed\": 9223372036854775807}",
 				&args, why, sizeof(why)),
 		     TS_OK, "%s", why);

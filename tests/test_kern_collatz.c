@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kern.h"
+#include "th_kern.h"
 
 #define ULL(x) ((unsigned long long)(x))
 #define THIRD 0x5555555555555555ULL /* (2^64 - 1) / 3: odd, and 3n + 1 = 2^64 */
@@ -14,28 +15,17 @@ typedef unsigned __int128 u128;
 
 static const kern *cz_kern(void)
 {
-	const kern *k = kern_find("collatz");
-	cr_assert_not_null(k);
-	return k;
+	return th_kern("collatz");
 }
 
 static ts_err parse_text(const char *text, kern_args *args, char *why, size_t len)
 {
-	json_t *params = json_loads(text, JSON_DECODE_ANY, NULL);
-	cr_assert_not_null(params, "test JSON %s", text);
-	why[0] = '\0';
-	ts_err e = cz_kern()->parse(params, args, why, len);
-	json_decref(params);
-	return e;
+	return th_kern_parse(cz_kern(), text, args, why, len);
 }
 
 static kern_args cz_args(uint64_t from, uint64_t to)
 {
-	char text[128], why[200];
-	kern_args args;
-	snprintf(text, sizeof(text), "{\"from\": %llu, \"to\": %llu}", ULL(from), ULL(to));
-	cr_assert_eq(parse_text(text, &args, why, sizeof(why)), TS_OK, "%s", why);
-	return args;
+	return th_kern_range(cz_kern(), from, to);
 }
 
 /* The plain map on a 128-bit number, one checked step at a time: 1 if it passes 2^128 - 1. */

@@ -5,33 +5,23 @@
 #include <string.h>
 
 #include "kern.h"
+#include "th_kern.h"
 
 #define ULL(x) ((unsigned long long)(x))
 
 static const kern *pc_kern(void)
 {
-	const kern *k = kern_find("prime_count");
-	cr_assert_not_null(k);
-	return k;
+	return th_kern("prime_count");
 }
 
 static ts_err parse_text(const char *text, kern_args *args, char *why, size_t len)
 {
-	json_t *params = json_loads(text, JSON_DECODE_ANY, NULL);
-	cr_assert_not_null(params, "test JSON %s", text);
-	why[0] = '\0';
-	ts_err e = pc_kern()->parse(params, args, why, len);
-	json_decref(params);
-	return e;
+	return th_kern_parse(pc_kern(), text, args, why, len);
 }
 
 static kern_args pc_args(uint64_t from, uint64_t to)
 {
-	char text[128], why[200];
-	kern_args args;
-	snprintf(text, sizeof(text), "{\"from\": %llu, \"to\": %llu}", ULL(from), ULL(to));
-	cr_assert_eq(parse_text(text, &args, why, sizeof(why)), TS_OK, "%s", why);
-	return args;
+	return th_kern_range(pc_kern(), from, to);
 }
 
 /* Primes in [from, to) through kern_run. */
