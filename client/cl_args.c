@@ -121,3 +121,17 @@ int cl_args_double(const char *s, double min, double max, double *out)
 	*out = v;
 	return 0;
 }
+
+int cl_args_int_opt(const char *option, const char *s, int min, int max, int *out)
+{
+	if (cl_args_int(s, min, max, out) == 0)
+		return 0;
+	return cl_args_usage_error("%s must be an integer from %d to %d, not '%s'", option, min, max, s);
+}
+
+int cl_args_double_opt(const char *option, const char *s, double min, double max, double *out)
+{
+	if (cl_args_double(s, min, max, out) == 0)
+		return 0;
+	return cl_args_usage_error("%s must be a number from %g to %g, not '%s'", option, min, max, s);
+}

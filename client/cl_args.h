@@ -40,5 +40,10 @@ int cl_args_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int cl_args_int(const char *s, int min, int max, int *out);
 /* Parses a finite decimal number in [min, max]. Returns 0 on success. */
 int cl_args_double(const char *s, double min, double max, double *out);
+/* The same for the value of an option ("--threads"): on a bad value prints "--threads must be
+ * an integer from MIN to MAX, not 'S'" with the subcommand's usage and returns CL_EXIT_USAGE;
+ * returns 0 on success. */
+int cl_args_int_opt(const char *option, const char *s, int min, int max, int *out);
+int cl_args_double_opt(const char *option, const char *s, double min, double max, double *out);
 
 #endif

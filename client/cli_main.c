@@ -459,9 +459,8 @@ static int cmd_wait(int argc, char **argv)
 		switch (opt) {
 		case 'j': as_json = 1; break;
 		case 't':
-			if (cl_args_double(optarg, 0.1, 1e9, &timeout) != 0)
-				return cl_args_usage_error(
-					"--timeout must be a number of seconds, not '%s'", optarg);
+			if (cl_args_double_opt("--timeout", optarg, 0.1, 1e9, &timeout))
+				return CL_EXIT_USAGE;
 			break;
 		case 'h': return cl_args_help();
 		default: return cl_args_usage_bad();

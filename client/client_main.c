@@ -126,16 +126,12 @@ static int cmd_enroll(int argc, char **argv)
 		case 'C': cacert = optarg; break;
 		case 'f': force = 1; break;
 		case 't':
-			if (cl_args_int(optarg, 1, 1024, &threads) != 0)
-				return cl_args_usage_error(
-					"--threads must be an integer from 1 to 1024, not '%s'",
-					optarg);
+			if ((rc = cl_args_int_opt("--threads", optarg, 1, 1024, &threads)))
+				return rc;
 			break;
 		case 'c':
-			if (cl_args_int(optarg, 1, 100, &share) != 0)
-				return cl_args_usage_error(
-					"--cpu-share must be a percentage from 1 to 100, not '%s'",
-					optarg);
+			if ((rc = cl_args_int_opt("--cpu-share", optarg, 1, 100, &share)))
+				return rc;
 			break;
 		case 'B': bench = 0; break;
 		case 'h': return cl_args_help();
@@ -347,33 +343,24 @@ static int cmd_run(int argc, char **argv)
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 't':
-			if (cl_args_int(optarg, 1, 1024, &threads) != 0)
-				return cl_args_usage_error(
-					"--threads must be an integer from 1 to 1024, not '%s'",
-					optarg);
+			if ((rc = cl_args_int_opt("--threads", optarg, 1, 1024, &threads)))
+				return rc;
 			break;
 		case 'c':
-			if (cl_args_int(optarg, 1, 100, &share) != 0)
-				return cl_args_usage_error(
-					"--cpu-share must be a percentage from 1 to 100, not '%s'",
-					optarg);
+			if ((rc = cl_args_int_opt("--cpu-share", optarg, 1, 100, &share)))
+				return rc;
 			break;
 		case 'm':
-			if (cl_args_int(optarg, 1, CL_NODE_MAX_UNITS, &o.max_units) != 0)
-				return cl_args_usage_error(
-					"--max-units must be an integer from 1 to 64, not '%s'",
-					optarg);
+			if ((rc = cl_args_int_opt("--max-units", optarg, 1, CL_NODE_MAX_UNITS, &o.max_units)))
+				return rc;
 			break;
 		case 'S':
-			if (cl_args_double(optarg, 1, 3600, &o.seconds) != 0)
-				return cl_args_usage_error(
-					"--seconds must be a number from 1 to 3600, not '%s'", optarg);
+			if ((rc = cl_args_double_opt("--seconds", optarg, 1, 3600, &o.seconds)))
+				return rc;
 			break;
 		case 'H':
-			if (cl_args_int(optarg, CL_BEAT_MIN_S, CL_BEAT_MAX_S, &heartbeat) != 0)
-				return cl_args_usage_error(
-					"--heartbeat must be an integer from 1 to 3600 seconds, not '%s'",
-					optarg);
+			if ((rc = cl_args_int_opt("--heartbeat", optarg, CL_BEAT_MIN_S, CL_BEAT_MAX_S, &heartbeat)))
+				return rc;
 			break;
 		case 'B': bench = 0; break;
 		case 'M': use_mpi = 1; break;
@@ -430,16 +417,12 @@ static int cmd_bench(int argc, char **argv)
 		switch (opt) {
 		case 'k': kname = optarg; break;
 		case 't':
-			if (cl_args_int(optarg, 1, 1024, &threads) != 0)
-				return cl_args_usage_error(
-					"--threads must be an integer from 1 to 1024, not '%s'",
-					optarg);
+			if ((rc = cl_args_int_opt("--threads", optarg, 1, 1024, &threads)))
+				return rc;
 			break;
 		case 'S':
-			if (cl_args_double(optarg, 0.1, 3600, &seconds) != 0)
-				return cl_args_usage_error(
-					"--seconds must be a number from 0.1 to 3600, not '%s'",
-					optarg);
+			if ((rc = cl_args_double_opt("--seconds", optarg, 0.1, 3600, &seconds)))
+				return rc;
 			break;
 		case 'j': as_json = 1; break;
 		case 'h': return cl_args_help();
