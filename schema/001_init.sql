@@ -1,3 +1,4 @@
+-- @version 1
 -- Tessera store, version 1. Applied once to a new database (PRAGMA user_version 0 -> 1).
 -- Unsigned 64-bit values (hits, ranges) are stored in INTEGER columns bit for bit.
 

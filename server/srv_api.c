@@ -6,6 +6,7 @@
 #include "kern.h"
 #include "srv_http.h"
 #include "srv_json.h"
+#include "srv_store.h"
 #include "srv_view.h"
 #include "srv_work.h"
 #include "ts_token.h"
@@ -115,14 +116,14 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 			r->who.name, (unsigned long long)split.n_units,
 			(unsigned long long)split.unit_size);
 	r->status = 201;
-	return srv_view_job(ctx->db, id, 0, r->now, &r->reply, NULL);
+	return srv_view_job(ctx->db, id, 0, r->now, ctx->node_timeout_s, &r->reply, NULL);
 }
 
 /* Loads a job the caller may see (its owner or an admin). */
 static ts_err job_visible(srv_ctx *ctx, srv_req *r, int with_nodes)
 {
 	int64_t owner = 0;
-	ts_err result = srv_view_job(ctx->db, r->id, with_nodes, r->now, &r->reply, &owner);
+	ts_err result = srv_view_job(ctx->db, r->id, with_nodes, r->now, ctx->node_timeout_s, &r->reply, &owner);
 	if (result == TS_ERR_NOT_FOUND)
 		snprintf(r->why, sizeof(r->why), "no job %lld", (long long)r->id);
 	if (result)
@@ -161,7 +162,7 @@ ts_err api_job_list(srv_ctx *ctx, srv_req *r)
 	sqlite3_reset(st);
 	for (int i = 0; i < n && !result; i++) {
 		json_t *job = NULL;
-		result = srv_view_job(ctx->db, ids[i], 0, r->now, &job, NULL);
+		result = srv_view_job(ctx->db, ids[i], 0, r->now, ctx->node_timeout_s, &job, NULL);
 		if (!result)
 			json_array_append_new(jobs, job);
 	}
@@ -180,9 +181,6 @@ ts_err api_job_cancel(srv_ctx *ctx, srv_req *r)
 		return result;
 	json_decref(r->reply);
 	r->reply = NULL;
-	result = srv_db_begin(ctx->db);
-	if (result)
-		return result;
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_JOB_CANCEL);
 	sqlite3_bind_int64(st, 1, r->id);
 	sqlite3_bind_int64(st, 2, r->now);
@@ -194,19 +192,8 @@ ts_err api_job_cancel(srv_ctx *ctx, srv_req *r)
 		return TS_ERR_CONFLICT;
 	}
 	/* Cancelled jobs hand out nothing more, and their open leases are dropped. */
-	st = srv_db_stmt(ctx->db, Q_UNIT_DROP_JOB);
-	sqlite3_bind_int64(st, 1, r->id);
-	result = srv_db_exec(ctx->db, st);
-	if (!result) {
-		st = srv_db_stmt(ctx->db, Q_REPLICA_DROP_JOB);
-		sqlite3_bind_int64(st, 1, r->id);
-		result = srv_db_exec(ctx->db, st);
-	}
-	if (!result)
-		result = srv_db_commit(ctx->db);
-	if (result)
-		return result;
-	return srv_view_job(ctx->db, r->id, 0, r->now, &r->reply, NULL);
+	result = srv_store_job_drop(ctx->db, r->id);
+	return result ? result : srv_view_job(ctx->db, r->id, 0, r->now, ctx->node_timeout_s, &r->reply, NULL);
 }
 
 ts_err api_enroll_token(srv_ctx *ctx, srv_req *r)
@@ -253,12 +240,9 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 		result = srv_json_rates(json_object_get(r->body, "rates"), &rates, r->why, sizeof(r->why));
 	if (result)
 		return result;
-	result = srv_db_begin(ctx->db);
-	if (result) {
-		free(rates);
-		return result;
-	}
-	result = srv_auth_use_enroll(ctx->db, json_string_value(json_object_get(r->body, "token")), r->now);
+	int64_t volunteer = 0;
+	result = srv_auth_use_enroll(ctx->db, json_string_value(json_object_get(r->body, "token")), r->now,
+				     &volunteer);
 	if (result) {
 		snprintf(r->why, sizeof(r->why), "enrollment token is invalid, expired, revoked or used up");
 		free(rates);
@@ -271,14 +255,13 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 	sqlite3_bind_int64(st, 3, srv_json_int(r->body, "cores", 1));
 	sqlite3_bind_int64(st, 4, r->now);
 	srv_db_bind_text(st, 5, rates);
+	sqlite3_bind_int64(st, 6, volunteer); /* the token it came with: one volunteer, one vote */
 	free(rates);
 	result = srv_db_exec(ctx->db, st);
 	if (result)
 		return result;
 	int64_t node = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
 	result = srv_auth_issue(ctx->db, "node", 0, node, 0, 0, NULL, r->now, token);
-	if (!result)
-		result = srv_db_commit(ctx->db);
 	if (result)
 		return result;
 	if (!ctx->quiet)
@@ -332,4 +315,33 @@ ts_err api_node_disable(srv_ctx *ctx, srv_req *r)
 ts_err api_node_enable(srv_ctx *ctx, srv_req *r)
 {
 	return node_set_disabled(ctx, r, 0);
+}
+
+/* Disables every node of one volunteer (the nodes enrolled with one enrollment token) and
+ * revokes the token, so that volunteer can enroll no more nodes with it. */
+ts_err api_enroll_disable_nodes(srv_ctx *ctx, srv_req *r)
+{
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_TOKEN_GET);
+	sqlite3_bind_int64(st, 1, r->id);
+	int row;
+	ts_err result = srv_db_step(ctx->db, st, &row);
+	int found = row && strcmp((const char *)sqlite3_column_text(st, 1), "enroll") == 0;
+	sqlite3_reset(st);
+	if (result)
+		return result;
+	if (!found) {
+		snprintf(r->why, sizeof(r->why), "no enrollment token %lld", (long long)r->id);
+		return TS_ERR_NOT_FOUND;
+	}
+	int n = 0;
+	result = srv_work_volunteer_disable(ctx, r->id, r->now, &n);
+	if (!result)
+		result = SRV_EXEC(ctx->db, Q_TOKEN_REVOKE, r->id);
+	if (result)
+		return result;
+	if (!ctx->quiet)
+		fprintf(stderr, "enrollment token %lld revoked and its %d nodes disabled by %s\n", (long long)r->id,
+			n, r->who.name);
+	r->reply = json_pack("{s:I,s:i,s:b}", "enroll_token_id", (json_int_t)r->id, "disabled", n, "revoked", 1);
+	return r->reply ? TS_OK : TS_ERR_NOMEM;
 }

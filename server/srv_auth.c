@@ -191,7 +191,7 @@ static ts_err auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t 
 	return srv_db_exec(db, st);
 }
 
-ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now)
+ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now, int64_t *token_id)
 {
 	char secret[TS_TOKEN_MAX], hash[TS_TOKEN_HASH_HEX];
 	if (ts_token_parse_enroll(token, secret, NULL))
@@ -205,6 +205,7 @@ ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now)
 	if (!kind || strcmp(kind, "enroll") != 0 || sqlite3_column_int(st, 6) || sqlite3_column_int(st, 9) ||
 	    sqlite3_column_int64(st, 4) <= 0 || sqlite3_column_int64(st, 5) <= now)
 		goto out;
+	*token_id = sqlite3_column_int64(st, 10);
 	sqlite3_reset(st);
 	st = srv_db_stmt(db, Q_TOKEN_USE);
 	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);

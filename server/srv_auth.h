@@ -54,8 +54,9 @@ ts_err srv_auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t nod
 ts_err srv_auth_issue_named(srv_db *db, const char *kind, int64_t user_id, const char *name,
 			    int64_t expires_at, int64_t now, char out[TS_TOKEN_MAX], int64_t *id);
 
-/* Checks and consumes one use of an enrollment token (call inside a transaction). */
-ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now);
+/* Checks and consumes one use of an enrollment token (call inside a transaction); *token_id
+ * gets its id, which names the volunteer its nodes belong to. */
+ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now, int64_t *token_id);
 
 /* Login: checks the name and password and issues a session token. Unknown users cost the same
  * time as known ones. */

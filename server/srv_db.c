@@ -1,10 +1,12 @@
 #include "srv_db.h"
 
+#include "wu.h"
+
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
 
 extern const char srv_schema_sql[]; /* schema/NNN_*.sql, embedded by cmake/embed.cmake */
 
@@ -23,13 +25,31 @@ struct srv_db {
 	sqlite3_stmt *st[Q__COUNT];
 	int group;      /* group commit: requests' transactions are savepoints of one transaction */
 	int group_open; /* that transaction is open and holds work not yet committed */
-	int in_request; /* a request's savepoint is open */
+	int depth;        /* nested srv_db_begin calls open now */
+	int group_failed; /* the group transaction was lost: its flush reports failure */
 	sqlite3_stmt *tx[TX__COUNT];
 };
 
-/* Every statement the server runs. States are those of workunits/wu.h: units 1 open, 2 valid,
- * 3 dropped, 4 failed; replicas 1 leased, 2 reported, 3 dropped; verdict 0 pending, 1 valid,
- * 2 invalid. */
+/* The states of workunits/wu.h as SQL literals (a partial index is only used by a query that
+ * names its literal): each is checked against its enum here. */
+#define U_OPEN "1"
+#define U_VALID "2"
+#define U_DROPPED "3"
+#define R_LEASED "1"
+#define R_REPORTED "2"
+#define R_DROPPED "3"
+#define R_EXPIRED "4"
+_Static_assert(WU_OPEN == 1 && WU_VALID == 2 && WU_DROPPED == 3, "unit states in SQL");
+_Static_assert(WU_R_LEASED == 1 && WU_R_REPORTED == 2 && WU_R_DROPPED == 3 && WU_R_EXPIRED == 4,
+	       "replica states in SQL");
+_Static_assert(WU_J_VALID == 1, "judgements in SQL");
+
+#define REPLICA_COLS "id, unit_id, node_id, volunteer, state, leases, verdict, counted, deadline, res0, res1"
+#define UNIT_COLS \
+	"id, job_id, seq, start, count, state, quorum, wanted, max_results, n_results, missing, res0, res1," \
+	" valid_at, valid_rank"
+
+/* Every statement the server runs. */
 static const char *const stmt_sql[Q__COUNT] = {
 	[Q_USER_BY_NAME] = "SELECT id, pw_hash, role, disabled FROM users WHERE name = ?1",
 	[Q_USER_INSERT] = "INSERT INTO users (name, pw_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -79,7 +99,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_UNITS] = "SELECT u.seq, u.start, u.count, u.res0, u.res1, n.name, u.valid_at FROM units u"
 			" LEFT JOIN replicas r ON r.unit_id = u.id AND r.counted = 1"
 			" LEFT JOIN nodes n ON n.id = r.node_id"
-			" WHERE u.job_id = ?1 AND u.state = 2 ORDER BY u.valid_rank DESC LIMIT 5000",
+			" WHERE u.job_id = ?1 AND u.state = " U_VALID " ORDER BY u.valid_rank DESC LIMIT 5000",
 	[Q_TOKEN_BY_HASH] =
 		"SELECT t.hash, t.kind, t.user_id, t.node_id, t.uses_left, t.expires_at, t.revoked,"
 		" u.role, u.name, coalesce(u.disabled, n.disabled, 0), t.id, coalesce(n.last_seen, 0)"
@@ -89,23 +109,21 @@ static const char *const stmt_sql[Q__COUNT] = {
 			   " created_at, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[Q_TOKEN_USE] = "UPDATE tokens SET uses_left = uses_left - 1"
 			" WHERE hash = ?1 AND uses_left > 0 AND revoked = 0",
-	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen, rates)"
-			  " VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-	[Q_NODE_RATES] = "SELECT cores, rates FROM nodes WHERE id = ?1",
+	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen, rates, volunteer)"
+			  " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+	[Q_NODE_INFO] = "SELECT cores, rates, streak, coalesce(volunteer, -id) FROM nodes WHERE id = ?1",
 	[Q_NODE_SET_RATES] = "UPDATE nodes SET rates = ?2 WHERE id = ?1",
 	[Q_NODE_SEEN] = "UPDATE nodes SET last_seen = ?2 WHERE id = ?1",
 	[Q_NODE_LIST] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
-			" n_valid, n_invalid, streak, rates FROM nodes ORDER BY id",
+			" n_valid, n_invalid, streak, rates, volunteer FROM nodes ORDER BY id",
 	[Q_NODE_GET] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
-		       " n_valid, n_invalid, streak, rates FROM nodes WHERE id = ?1",
-	[Q_NODE_STREAK] = "SELECT streak FROM nodes WHERE id = ?1",
-	[Q_NODE_VERDICT] = "UPDATE nodes SET n_valid = n_valid + ?2, n_invalid = n_invalid + ?3,"
-			   " streak = CASE WHEN ?3 > 0 THEN 0 ELSE streak + ?2 END,"
-			   " units_done = units_done + ?4 WHERE id = ?1",
+		       " n_valid, n_invalid, streak, rates, volunteer FROM nodes WHERE id = ?1",
+	[Q_NODE_TRUST] = "UPDATE nodes SET n_valid = n_valid + ?2, n_invalid = n_invalid + ?3,"
+			   " streak = CASE WHEN ?5 THEN 0 ELSE streak END + ?2, units_done = units_done + ?4 WHERE id = ?1",
 	[Q_NODE_SET_DISABLED] = "UPDATE nodes SET disabled = ?2 WHERE id = ?1",
 	[Q_NODE_RELEASE] = "UPDATE replicas INDEXED BY replicas_node SET deadline = ?2"
-			   " WHERE node_id = ?1 AND state = 1 AND deadline > ?2",
-	[Q_LOST_RELEASE] = "UPDATE replicas SET deadline = ?1 WHERE state = 1 AND deadline > ?1"
+			   " WHERE node_id = ?1 AND state = " R_LEASED " AND deadline > ?2",
+	[Q_LOST_RELEASE] = "UPDATE replicas SET deadline = ?1 WHERE state = " R_LEASED " AND deadline > ?1"
 			   " AND node_id IN (SELECT id FROM nodes WHERE last_seen < ?2)",
 	[Q_JOB_INSERT] =
 		"INSERT INTO jobs (owner_id, kernel, params, state, space, unit_size, n_units,"
@@ -129,47 +147,59 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_WALL] = "UPDATE jobs SET compute_s = compute_s + ?2 WHERE id = ?1",
 	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5, feeding = 0"
 			 " WHERE id = ?1",
-	[Q_JOB_LEASED] = "SELECT count(*) FROM units u WHERE u.job_id = ?1 AND u.state = 1 AND EXISTS"
-			 " (SELECT 1 FROM replicas r INDEXED BY replicas_unit WHERE r.unit_id = u.id AND r.state = 1)",
+	[Q_JOB_LEASED] = "SELECT count(*) FROM units u WHERE u.job_id = ?1 AND u.state = " U_OPEN " AND EXISTS"
+			 " (SELECT 1 FROM replicas r INDEXED BY replicas_unit WHERE r.unit_id = u.id AND r.state = " R_LEASED ")",
 	[Q_JOB_BY_NODE] = "SELECT n.id, n.name, count(*) FROM replicas r JOIN units u ON u.id = r.unit_id"
-			  " JOIN nodes n ON n.id = r.node_id WHERE u.job_id = ?1 AND r.verdict = 1"
+			  " JOIN nodes n ON n.id = r.node_id WHERE u.job_id = ?1 AND r.counted = 1"
 			  " GROUP BY n.id ORDER BY n.id",
 	[Q_UNIT_INSERT] = "INSERT INTO units (job_id, seq, start, count, state, quorum, wanted, max_results,"
-			  " missing) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?6)",
-	[Q_UNIT_GET] = "SELECT id, job_id, start, count, state, quorum, wanted, max_results, n_results,"
-		       " res0, res1 FROM units WHERE id = ?1",
-	[Q_UNIT_NEEDY] =
-		"SELECT u.id FROM units u INDEXED BY units_needy WHERE u.state = 1 AND u.missing > 0"
-		" AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.unit_id = u.id AND r.node_id = ?1)"
-		" ORDER BY u.id LIMIT ?2",
-	[Q_UNIT_RESULT] = "UPDATE units SET n_results = n_results + 1 WHERE id = ?1",
-	[Q_UNIT_WANT] = "UPDATE units SET wanted = ?2, missing = ?3 WHERE id = ?1",
-	[Q_UNIT_MISSING] = "UPDATE units SET missing = missing + ?2 WHERE id = ?1",
-	[Q_REPLICA_EXPIRING] = "SELECT id, unit_id FROM replicas WHERE state = 1 AND deadline <= ?1 LIMIT 512",
-	[Q_REPLICA_EXPIRE] = "UPDATE replicas SET state = 4 WHERE id = ?1",
-	[Q_REPLICA_GIVE_BACK] = "UPDATE replicas SET state = 3, reported_at = ?2 WHERE id = ?1",
-	[Q_UNIT_SETTLE] = "UPDATE units SET state = ?2, res0 = ?3, res1 = ?4, valid_at = ?5, valid_rank = ?6"
-			  " WHERE id = ?1",
+			  " missing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[Q_UNIT_GET] = "SELECT " UNIT_COLS " FROM units WHERE id = ?1",
+	[Q_UNIT_NEEDY] = /* Units that want a replica and have none with this node or its volunteer, from ?2 to ?3
+	 * (the caller starts at a random id, so extra replicas go to no predictable node). */
+		"SELECT u.id FROM units u INDEXED BY units_needy WHERE u.state = " U_OPEN " AND u.missing > 0"
+		" AND u.id >= ?2 AND u.id < ?3 AND NOT EXISTS (SELECT 1 FROM replicas r INDEXED BY replicas_unit"
+		" WHERE r.unit_id = u.id AND (r.node_id = ?1 OR r.volunteer = ?4)) ORDER BY u.id LIMIT ?5",
+	[Q_UNIT_NEEDY_SPAN] = "SELECT min(id), max(id) FROM units INDEXED BY units_needy WHERE state = " U_OPEN
+			 " AND missing > 0",
+	[Q_UNIT_PUT] = "UPDATE units SET state = ?2, quorum = ?3, wanted = ?4, max_results = ?5, n_results = ?6,"
+		       " missing = ?7, res0 = ?8, res1 = ?9, valid_at = nullif(?10, 0), valid_rank = nullif(?11, 0)"
+		       " WHERE id = ?1",
+	[Q_REPLICA_EXPIRING] = "SELECT id FROM replicas WHERE state = " R_LEASED " AND deadline <= ?1 LIMIT 512",
+	[Q_REPLICA_GET] = "SELECT " REPLICA_COLS " FROM replicas WHERE id = ?1",
+	[Q_REPLICA_MINE_EXPIRED] = "SELECT r.id FROM replicas r INDEXED BY replicas_node JOIN units u ON u.id = r.unit_id"
+			  " WHERE r.node_id = ?1 AND r.state = " R_EXPIRED " AND r.leases < ?2 AND u.state = " U_OPEN
+			  " AND u.missing > 0 ORDER BY r.id LIMIT ?3",
 	[Q_UNIT_LARGEST] = "SELECT res0, res1, count(*) AS c FROM replicas INDEXED BY replicas_unit"
-			   " WHERE unit_id = ?1 AND state = 2"
+			   " WHERE unit_id = ?1 AND state = " R_REPORTED
 			   " GROUP BY res0, res1 ORDER BY c DESC LIMIT 1",
-	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas INDEXED BY replicas_unit WHERE unit_id = ?1 AND state = 1",
-	[Q_UNIT_DROP_JOB] = "UPDATE units SET state = 3 WHERE job_id = ?1 AND state = 1",
-	[Q_REPLICA_DROP_JOB] = "UPDATE replicas SET state = 3 WHERE state = 1"
+	[Q_UNIT_INFLIGHT] = "SELECT count(*) FROM replicas INDEXED BY replicas_unit WHERE unit_id = ?1 AND state = " R_LEASED,
+	[Q_UNIT_DROP_JOB] = "UPDATE units SET state = " U_DROPPED " WHERE job_id = ?1 AND state = " U_OPEN,
+	[Q_REPLICA_DROP_JOB] = "UPDATE replicas SET state = " R_DROPPED " WHERE state = " R_LEASED
 			       " AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)",
-	[Q_REPLICA_INSERT] = "INSERT INTO replicas (unit_id, node_id, state, deadline, issued_at)"
-			     " VALUES (?1, ?2, 1, ?3, ?4)",
-	[Q_REPLICA_MINE] = "SELECT r.id, r.unit_id FROM replicas r INDEXED BY replicas_node"
+	[Q_REPLICA_INSERT] = "INSERT INTO replicas (unit_id, node_id, volunteer, state, deadline, leases, issued_at)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[Q_REPLICA_MINE] = "SELECT r.id FROM replicas r INDEXED BY replicas_node"
 			   " JOIN units u ON u.id = r.unit_id"
-			   " JOIN jobs j ON j.id = u.job_id WHERE r.node_id = ?1 AND r.state = 1"
-			   " AND r.deadline > ?2 AND u.state = 1 AND j.state = 'running' ORDER BY r.id LIMIT ?3",
-	[Q_REPLICA_RENEW] = "UPDATE replicas SET deadline = ?2, leases = leases + 1 WHERE id = ?1",
-	[Q_REPLICA_FIND] = "SELECT id, state FROM replicas WHERE unit_id = ?1 AND node_id = ?2",
-	[Q_REPLICA_REPORT] = "UPDATE replicas SET state = 2, res0 = ?2, res1 = ?3, wall_s = ?4,"
-			     " reported_at = ?5 WHERE id = ?1",
-	[Q_REPLICA_PENDING] = "SELECT id, node_id, res0, res1 FROM replicas INDEXED BY replicas_unit"
-			      " WHERE unit_id = ?1 AND state = 2 AND verdict = 0",
-	[Q_REPLICA_JUDGE] = "UPDATE replicas SET verdict = ?2, counted = ?3 WHERE id = ?1",
+			   " JOIN jobs j ON j.id = u.job_id WHERE r.node_id = ?1 AND r.state = " R_LEASED
+			   " AND r.deadline > ?2 AND u.state = " U_OPEN " AND j.state = 'running' ORDER BY r.id LIMIT ?3",
+	[Q_REPLICA_RECHECK] = "SELECT r.id FROM replicas r INDEXED BY replicas_node JOIN units u ON u.id = r.unit_id"
+			    " JOIN jobs j ON j.id = u.job_id WHERE r.node_id = ?1 AND r.state = " R_REPORTED
+			    " AND r.counted = 1 AND u.state = " U_VALID " AND u.quorum = 1 AND j.state = 'running'"
+			    " AND j.replication > 1 LIMIT ?2",
+	[Q_REPLICA_FIND] = "SELECT " REPLICA_COLS " FROM replicas WHERE unit_id = ?1 AND node_id = ?2",
+	[Q_REPLICA_PUT_REPORT] = "UPDATE replicas SET state = ?2, deadline = ?3, leases = ?4, verdict = ?5,"
+				 " counted = ?6, res0 = ?7, res1 = ?8, wall_s = ?9, reported_at = ?10 WHERE id = ?1",
+	[Q_REPLICA_PUT] = "UPDATE replicas SET state = ?2, deadline = ?3, leases = ?4, verdict = ?5, counted = ?6,"
+			     " res0 = ?7, res1 = ?8 WHERE id = ?1",
+	[Q_REPLICA_REPORTED] = "SELECT " REPLICA_COLS " FROM replicas INDEXED BY replicas_unit"
+			      " WHERE unit_id = ?1 AND state = " R_REPORTED " ORDER BY id",
+	[Q_JOB_REBUILD] = "UPDATE jobs SET acc0 = ?2, acc1 = ?3, units_done = ?4 WHERE id = ?1",
+	/* Distinct volunteers among the nodes seen since ?1: replicas of a unit need as many. */
+	[Q_VOLUNTEERS_ONLINE] = "SELECT count(DISTINCT coalesce(volunteer, -id)) FROM nodes"
+				" WHERE disabled = 0 AND last_seen >= ?1",
+	[Q_NODES_OF_VOLUNTEER] = "SELECT id FROM nodes WHERE volunteer = ?1 AND disabled = 0 LIMIT ?2",
+	[Q_JOB_VALID_PARTIALS] = "SELECT res0, res1 FROM units WHERE job_id = ?1 AND state = " U_VALID,
 };
 
 static ts_err db_exec_sql(sqlite3 *h, const char *sql)
@@ -195,6 +225,57 @@ static int db_user_version(sqlite3 *h)
 	return v;
 }
 
+static void db_fault(sqlite3_context *c, int argc, sqlite3_value **argv)
+{
+	sqlite3_result_error(c, "injected fault (TESSERA_FAULT_SQL)", -1);
+}
+
+/* schema/NNN_*.sql, concatenated in order, each starting with a line "-- @version N". A store
+ * at version v gets the sections after v, in one transaction. */
+#define VERSION_MARK "-- @version "
+
+static int schema_latest(void)
+{
+	int latest = 0;
+	for (const char *p = strstr(srv_schema_sql, VERSION_MARK); p; p = strstr(p + 1, VERSION_MARK))
+		latest = atoi(p + strlen(VERSION_MARK));
+	return latest;
+}
+
+static ts_err db_migrate(sqlite3 *h, const char *path)
+{
+	int version = db_user_version(h), latest = schema_latest();
+	if (version == latest)
+		return TS_OK;
+	if (version < 0 || version > latest) {
+		fprintf(stderr, "%s: %s has schema version %d; this server knows up to %d\n", __func__, path,
+			version, latest);
+		return TS_ERR_DB;
+	}
+	ts_err result = db_exec_sql(h, "BEGIN");
+	for (const char *p = strstr(srv_schema_sql, VERSION_MARK); p && !result;) {
+		const char *next = strstr(p + 1, VERSION_MARK);
+		int v = atoi(p + strlen(VERSION_MARK));
+		if (v > version) {
+			size_t len = next ? (size_t)(next - p) : strlen(p);
+			char *sql = strndup(p, len), set[64];
+			result = sql ? db_exec_sql(h, sql) : TS_ERR_NOMEM;
+			free(sql);
+			snprintf(set, sizeof(set), "PRAGMA user_version=%d", v);
+			if (!result)
+				result = db_exec_sql(h, set);
+		}
+		p = next;
+	}
+	if (!result)
+		result = db_exec_sql(h, "COMMIT");
+	if (result)
+		db_exec_sql(h, "ROLLBACK");
+	else if (version > 0)
+		fprintf(stderr, "%s: %s upgraded from schema version %d to %d\n", __func__, path, version, latest);
+	return result;
+}
+
 ts_err srv_db_open(const char *path, int create, srv_db **out)
 {
 	ts_err result = TS_ERR_DB;
@@ -212,30 +293,16 @@ ts_err srv_db_open(const char *path, int create, srv_db **out)
 		goto out;
 	}
 	sqlite3_busy_timeout(db->h, 5000);
-	/* WAL with synchronous=NORMAL: a commit survives a crash or kill -9 of the server (the WAL is
-	 * written before the reply); only a power loss may lose the last few commits. */
-	result = db_exec_sql(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	/* WAL with synchronous=FULL: a commit is on disk (fsync) before its reply, so it survives a
+	 * power loss too; group commit shares one fsync among the requests ready together. */
+	result = db_exec_sql(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 				    " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
 				    " PRAGMA temp_store=MEMORY;");
 	if (result)
 		goto out;
-	int version = db_user_version(db->h);
-	if (version == 0) {
-		result = db_exec_sql(db->h, "BEGIN");
-		if (!result)
-			result = db_exec_sql(db->h, srv_schema_sql);
-		if (!result)
-			result = db_exec_sql(db->h, "PRAGMA user_version=1; COMMIT");
-		if (result) {
-			db_exec_sql(db->h, "ROLLBACK");
-			goto out;
-		}
-	} else if (version != SCHEMA_VERSION) {
-		fprintf(stderr, "%s: %s has schema version %d; this server knows %d\n", __func__, path,
-			version, SCHEMA_VERSION);
-		result = TS_ERR_DB;
+	result = db_migrate(db->h, path);
+	if (result)
 		goto out;
-	}
 	for (int i = 0; i < TX__COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, tx_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->tx[i], NULL) != SQLITE_OK) {
 			fprintf(stderr, "%s: %s: %s\n", __func__, tx_sql[i], sqlite3_errmsg(db->h));
@@ -243,9 +310,15 @@ ts_err srv_db_open(const char *path, int create, srv_db **out)
 			goto out;
 		}
 	}
+	/* Fault injection for tests: TESSERA_FAULT_SQL=prefix makes every statement whose SQL starts
+	 * with prefix fail when stepped, as an I/O error would (SQLITE_ERROR from a function). */
+	const char *fault = getenv("TESSERA_FAULT_SQL");
+	if (fault && *fault)
+		sqlite3_create_function(db->h, "tessera_fault", 0, SQLITE_UTF8, NULL, db_fault, NULL, NULL);
 	for (int i = 0; i < Q__COUNT; i++) {
-		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
-				       NULL) != SQLITE_OK) {
+		const char *sql = fault && *fault && strncmp(stmt_sql[i], fault, strlen(fault)) == 0
+					  ? "SELECT tessera_fault()" : stmt_sql[i];
+		if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL) != SQLITE_OK) {
 			fprintf(stderr, "%s: statement %d: %s\n", __func__, i, sqlite3_errmsg(db->h));
 			result = TS_ERR_DB;
 			goto out;
@@ -284,18 +357,42 @@ sqlite3 *srv_db_handle(srv_db *db)
 	return db->h;
 }
 
+/* A failed step's error: busy or locked is worth a retry (503), anything else is ours (500). */
+static ts_err db_err(srv_db *db, int rc, const char *sql)
+{
+	fprintf(stderr, "srv_db: %s: %s\n", sql ? sql : "?", sqlite3_errmsg(db->h));
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+		return TS_ERR_CONFLICT;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+		return TS_ERR_UNAVAILABLE;
+	default:
+		return TS_ERR_DB;
+	}
+}
+
+ts_err srv_db_step(srv_db *db, sqlite3_stmt *st, int *row)
+{
+	int rc = sqlite3_step(st);
+	*row = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		return TS_OK;
+	ts_err result = rc == SQLITE_DONE ? TS_OK : db_err(db, rc, sqlite3_sql(st));
+	sqlite3_reset(st);
+	return result;
+}
+
 ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st)
 {
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
-	if (rc != SQLITE_DONE) {
-		fprintf(stderr, "%s: %s\n", __func__, sqlite3_errmsg(db->h));
-		sqlite3_reset(st);
-		return rc == SQLITE_CONSTRAINT ? TS_ERR_CONFLICT : TS_ERR_DB;
-	}
+	ts_err result = rc == SQLITE_DONE ? TS_OK : db_err(db, rc, sqlite3_sql(st));
 	sqlite3_reset(st);
-	return TS_OK;
+	return result;
 }
 
 static ts_err tx_run(srv_db *db, int which)
@@ -303,45 +400,69 @@ static ts_err tx_run(srv_db *db, int which)
 	sqlite3_stmt *st = db->tx[which];
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		return TS_OK;
-	fprintf(stderr, "%s: %s: %s\n", __func__, tx_sql[which], sqlite3_errmsg(db->h));
-	return rc == SQLITE_BUSY ? TS_ERR_UNAVAILABLE : TS_ERR_DB;
+	return rc == SQLITE_DONE ? TS_OK : db_err(db, rc, tx_sql[which]);
 }
 
+/* Transactions nest: only the outermost begin and commit act, so a helper that needs a
+ * transaction can begin one whether or not its caller (the dispatcher) has. */
 ts_err srv_db_begin(srv_db *db)
 {
-	if (!db->group)
-		return tx_run(db, TX_BEGIN);
-	if (!db->group_open) {
+	if (db->depth > 0) {
+		db->depth++;
+		return TS_OK;
+	}
+	if (!db->group || !db->group_open) {
 		ts_err result = tx_run(db, TX_BEGIN);
 		if (result)
 			return result;
-		db->group_open = 1;
+		db->group_open = db->group;
 	}
-	db->in_request = 1;
-	return tx_run(db, TX_SAVEPOINT);
+	if (db->group) {
+		ts_err result = tx_run(db, TX_SAVEPOINT);
+		if (result)
+			return result; /* nothing of this request is open; the group goes on */
+	}
+	db->depth = 1;
+	return TS_OK;
 }
 
 ts_err srv_db_commit(srv_db *db)
 {
-	if (!db->group)
-		return tx_run(db, TX_COMMIT);
-	db->in_request = 0;
-	return tx_run(db, TX_RELEASE);
+	if (db->depth == 0)
+		return TS_ERR_INTERNAL;
+	if (--db->depth > 0)
+		return TS_OK;
+	ts_err result = tx_run(db, db->group ? TX_RELEASE : TX_COMMIT);
+	if (result) {
+		db->depth = 1;
+		srv_db_rollback(db);
+	}
+	return result;
 }
 
 void srv_db_rollback(srv_db *db)
 {
-	if (db->group) {
-		/* Only this request's work goes; the group's other requests stay. */
-		if (db->in_request && tx_run(db, TX_ROLLBACK_TO) == TS_OK)
-			tx_run(db, TX_RELEASE);
-		db->in_request = 0;
+	int open = db->depth > 0;
+	db->depth = 0;
+	if (!open)
 		return;
+	if (db->group && db->group_open) {
+		/* Only this request's work goes; the group's other requests stay. */
+		if (tx_run(db, TX_ROLLBACK_TO) == TS_OK && tx_run(db, TX_RELEASE) == TS_OK)
+			return;
+		/* The savepoint is gone (SQLite rolled the whole transaction back on an I/O error,
+		 * say): the group is lost, and its held replies get 503 at the flush. */
+		db->group_failed = 1;
 	}
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	if (db->group)
+		db->group_open = db->group_failed;
+}
+
+int srv_db_in_tx(const srv_db *db)
+{
+	return db->depth > 0;
 }
 
 void srv_db_set_group(srv_db *db, int on)
@@ -359,8 +480,14 @@ ts_err srv_db_flush(srv_db *db)
 	if (!db->group_open)
 		return TS_OK;
 	db->group_open = 0;
-	ts_err result = tx_run(db, TX_COMMIT);
-	if (result)
+	ts_err result = TS_OK;
+	if (db->group_failed) {
+		db->group_failed = 0;
+		result = TS_ERR_UNAVAILABLE;
+	} else if (!sqlite3_get_autocommit(db->h)) {
+		result = tx_run(db, TX_COMMIT);
+	}
+	if (result && !sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	return result;
 }
@@ -373,14 +500,16 @@ ts_err srv_db_exec_ints(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n)
 	return srv_db_exec(db, st);
 }
 
-int64_t srv_db_query_int(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n, int64_t def)
+ts_err srv_db_query_int(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n, int64_t def, int64_t *out)
 {
 	sqlite3_stmt *st = srv_db_stmt(db, q);
+	int row;
 	for (size_t i = 0; i < n; i++)
 		sqlite3_bind_int64(st, (int)i + 1, v[i]);
-	int64_t out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : def;
+	ts_err result = srv_db_step(db, st, &row);
+	*out = row ? sqlite3_column_int64(st, 0) : def;
 	sqlite3_reset(st);
-	return out;
+	return result;
 }
 
 void srv_db_bind_text(sqlite3_stmt *st, int i, const char *s)

@@ -42,11 +42,10 @@ enum srv_stmt {
 	Q_NODE_SEEN,
 	Q_NODE_LIST,
 	Q_NODE_GET,
-	Q_NODE_STREAK,
-	Q_NODE_VERDICT,
+	Q_NODE_TRUST,
 	Q_NODE_SET_DISABLED,
 	Q_NODE_RELEASE,
-	Q_NODE_RATES,
+	Q_NODE_INFO,
 	Q_NODE_SET_RATES,
 	Q_LOST_RELEASE,
 	Q_JOB_INSERT,
@@ -66,24 +65,26 @@ enum srv_stmt {
 	Q_UNIT_INSERT,
 	Q_UNIT_GET,
 	Q_UNIT_NEEDY,
-	Q_UNIT_RESULT,
-	Q_UNIT_WANT,
-	Q_UNIT_MISSING,
+	Q_UNIT_NEEDY_SPAN,
+	Q_UNIT_PUT,
 	Q_REPLICA_EXPIRING,
-	Q_REPLICA_EXPIRE,
-	Q_REPLICA_GIVE_BACK,
-	Q_UNIT_SETTLE,
+	Q_REPLICA_GET,
+	Q_REPLICA_PUT_REPORT,
+	Q_REPLICA_MINE_EXPIRED,
 	Q_UNIT_LARGEST,
 	Q_UNIT_INFLIGHT,
 	Q_UNIT_DROP_JOB,
 	Q_REPLICA_DROP_JOB,
 	Q_REPLICA_INSERT,
 	Q_REPLICA_MINE,
-	Q_REPLICA_RENEW,
+	Q_REPLICA_RECHECK,
 	Q_REPLICA_FIND,
-	Q_REPLICA_REPORT,
-	Q_REPLICA_PENDING,
-	Q_REPLICA_JUDGE,
+	Q_REPLICA_PUT,
+	Q_REPLICA_REPORTED,
+	Q_JOB_VALID_PARTIALS,
+	Q_JOB_REBUILD,
+	Q_VOLUNTEERS_ONLINE,
+	Q_NODES_OF_VOLUNTEER,
 	Q__COUNT
 };
 
@@ -97,10 +98,13 @@ void srv_db_close(srv_db *db);
 sqlite3_stmt *srv_db_stmt(srv_db *db, enum srv_stmt id);
 sqlite3 *srv_db_handle(srv_db *db);
 
-/* Runs a statement that returns no rows (or ignores them) to completion. */
+/* Runs a statement that returns no rows (or ignores them) to completion. A constraint
+ * violation is TS_ERR_CONFLICT. */
 ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st);
 
-/* A request's transaction. begin is BEGIN IMMEDIATE; rollback never fails.
+/* A request's transaction. begin is BEGIN IMMEDIATE; rollback never fails. Transactions nest:
+ * only the outermost begin/commit act, and rollback ends them all. The dispatcher opens one
+ * around every handler that may write, so a handler's writes commit or roll back whole.
  * With group commit on, a request's transaction is a savepoint inside one group transaction
  * that srv_db_flush commits for many requests at once; the caller must hold every reply that
  * depends on the store until then (srv_db_pending tells). */
@@ -108,6 +112,8 @@ ts_err srv_db_begin(srv_db *db);
 ts_err srv_db_commit(srv_db *db);
 void srv_db_rollback(srv_db *db);
 void srv_db_set_group(srv_db *db, int on);
+/* Whether a transaction is open (srv_db_begin without its commit). */
+int srv_db_in_tx(const srv_db *db);
 /* Whether a group transaction holds uncommitted work. */
 int srv_db_pending(const srv_db *db);
 /* Commits the group transaction; on failure it is rolled back and the error returned. */
@@ -119,11 +125,16 @@ ts_err srv_db_exec_ints(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n)
 	srv_db_exec_ints(db, q, (const int64_t[]){__VA_ARGS__},                                    \
 			 sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
 
-/* The first column of a one-row statement q bound with integers (def when there is no row). */
-int64_t srv_db_query_int(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n, int64_t def);
-#define SRV_QUERY_INT(db, q, def, ...)                                                             \
+/* The first column of a one-row statement q bound with integers into *out (def when there is
+ * no row): SRV_QUERY_INT(db, Q_X, def, &out, a, b, ...). */
+ts_err srv_db_query_int(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n, int64_t def, int64_t *out);
+#define SRV_QUERY_INT(db, q, def, out, ...)                                                        \
 	srv_db_query_int(db, q, (const int64_t[]){__VA_ARGS__},                                    \
-			 sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), def)
+			 sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), def, out)
+
+/* Steps a statement: *row says whether it is on a row. At the end or on an error it is reset;
+ * an error is TS_ERR_UNAVAILABLE (busy, I/O: retry) or TS_ERR_DB, never "no row". */
+ts_err srv_db_step(srv_db *db, sqlite3_stmt *st, int *row);
 
 /* Binds a text that may be NULL. */
 void srv_db_bind_text(sqlite3_stmt *st, int i, const char *s);

@@ -42,6 +42,7 @@ static const srv_route routes[] = {
 	{EVHTTP_REQ_POST, "/api/v1/enroll-tokens", api_enroll_token, ROLE_ADMIN, BODY_JSON},
 	{EVHTTP_REQ_GET, "/api/v1/enroll-tokens", api_enroll_list, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_DELETE, "/api/v1/enroll-tokens/{id}", api_enroll_revoke, ROLE_ADMIN, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/enroll-tokens/{id}/disable-nodes", api_enroll_disable_nodes, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/nodes/enroll", api_node_enroll, ROLE_ANY, BODY_JSON},
 	{EVHTTP_REQ_GET, "/api/v1/nodes", api_node_list, ROLE_ADMIN, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/nodes/{id}/disable", api_node_disable, ROLE_ADMIN, BODY_NONE},
@@ -305,10 +306,18 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 		if (result)
 			goto out;
 	}
-	result = route->handler(ctx, r);
-	/* A handler that failed must have changed nothing: drop any open transaction. */
+	/* The dispatcher owns the transaction: every handler that may write runs in one, committed
+	 * (or, in group mode, released into the group) before the reply, or rolled back whole. */
+	int writes = route->method != EVHTTP_REQ_GET;
+	result = writes ? srv_db_begin(ctx->db) : TS_OK;
+	if (!result)
+		result = route->handler(ctx, r);
+	if (writes && !result)
+		result = srv_db_commit(ctx->db);
 	if (result)
 		srv_db_rollback(ctx->db);
+	if (result == TS_ERR_UNAVAILABLE && !r->why[0])
+		snprintf(r->why, sizeof(r->why), "the store is busy; retry");
 out:
 	if (result) {
 		json_decref(r->reply);

@@ -175,6 +175,7 @@ ts_err api_token_create(srv_ctx *ctx, srv_req *r);
 ts_err api_token_revoke(srv_ctx *ctx, srv_req *r);
 ts_err api_enroll_list(srv_ctx *ctx, srv_req *r);
 ts_err api_enroll_revoke(srv_ctx *ctx, srv_req *r);
+ts_err api_enroll_disable_nodes(srv_ctx *ctx, srv_req *r);
 ts_err api_stats(srv_ctx *ctx, srv_req *r);
 ts_err api_job_units(srv_ctx *ctx, srv_req *r);
 ts_err api_metrics(srv_ctx *ctx, srv_req *r);

@@ -69,7 +69,7 @@ ts_err api_job_units(srv_ctx *ctx, srv_req *r)
 {
 	int64_t owner = 0;
 	json_t *job = NULL;
-	ts_err result = srv_view_job(ctx->db, r->id, 0, r->now, &job, &owner);
+	ts_err result = srv_view_job(ctx->db, r->id, 0, r->now, ctx->node_timeout_s, &job, &owner);
 	if (result == TS_ERR_NOT_FOUND)
 		snprintf(r->why, sizeof(r->why), "no job %lld", (long long)r->id);
 	if (result)
@@ -174,9 +174,15 @@ ts_err api_metrics(srv_ctx *ctx, srv_req *r)
 	text_add(&t, "# HELP tessera_units Units valid (all jobs) and open (handed out, not valid yet).\n"
 		     "# TYPE tessera_units gauge\n");
 	metric_rows(ctx, &t, Q_STATS_UNITS, "tessera_units", "state", NULL);
+	int64_t unissued = 0;
+	ts_err result = SRV_QUERY_INT(ctx->db, Q_STATS_PENDING, 0, &unissued, 0);
+	if (result) {
+		free(t.p);
+		return result;
+	}
 	text_add(&t, "# HELP tessera_units_unissued Units of open jobs not handed out yet.\n"
 		     "# TYPE tessera_units_unissued gauge\ntessera_units_unissued %lld\n",
-		 (long long)SRV_QUERY_INT(ctx->db, Q_STATS_PENDING, 0, 0));
+		 (long long)unissued);
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_STATS_NODES);
 	sqlite3_bind_int64(st, 1, r->now - ctx->node_timeout_s);
 	if (sqlite3_step(st) == SQLITE_ROW)

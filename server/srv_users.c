@@ -113,8 +113,10 @@ ts_err api_user_add(srv_ctx *ctx, srv_req *r)
 /* Refuses to leave the grid without an active admin. */
 static ts_err keep_an_admin(srv_ctx *ctx, srv_req *r)
 {
-	if (SRV_QUERY_INT(ctx->db, Q_USER_OTHER_ADMINS, 0, r->id) > 0)
-		return TS_OK;
+	int64_t others = 0;
+	ts_err result = SRV_QUERY_INT(ctx->db, Q_USER_OTHER_ADMINS, 0, &others, r->id);
+	if (result || others > 0)
+		return result;
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_USER_GET);
 	sqlite3_bind_int64(st, 1, r->id);
 	int is_admin = sqlite3_step(st) == SQLITE_ROW &&

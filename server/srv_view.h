@@ -11,8 +11,9 @@
 
 
 /* Builds job id's view into *out (with the per-node unit counts if with_nodes); *owner gets its
- * owner's user id when owner is not NULL. TS_ERR_NOT_FOUND when there is no such job. */
-ts_err srv_view_job(srv_db *db, int64_t id, int with_nodes, int64_t now, json_t **out,
+ * owner's user id when owner is not NULL. Nodes unseen for lost_s do not count as online
+ * volunteers. TS_ERR_NOT_FOUND when there is no such job. */
+ts_err srv_view_job(srv_db *db, int64_t id, int with_nodes, int64_t now, int64_t lost_s, json_t **out,
 		    int64_t *owner);
 
 /* The view of the node in the current row of Q_NODE_LIST or Q_NODE_GET; a node unseen for
