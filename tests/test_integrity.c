@@ -325,24 +325,27 @@ Test(integrity, caught_liar_is_rechecked, .init = setup, .fini = teardown, .time
 	for (int i = 0; i < 10; i++)
 		cr_expect(report(h1, &u[i], true_hits(&u[i])));
 	cr_assert_eq(th_db_int(&srv, "SELECT streak FROM nodes WHERE name = 'liar'"), 10);
-	/* Trusted, it gets single replicas of an adaptive job and lies on every one. */
-	int64_t adaptive = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":40000,\"seed\":2},"
-					   "\"units\":40,\"replication\":2,\"quorum\":2,\"adaptive\":true}");
-	struct unit a[40];
-	cr_assert_eq(fetch(liar, 40, a), 40);
-	uint64_t want = 0;
-	for (int i = 0; i < 40; i++) {
-		want += true_hits(&a[i]);
-		report(liar, &a[i], 0);
-	}
-	int64_t singles = th_db_int(&srv, "SELECT count(*) FROM units WHERE job_id = 2 AND state = 2");
-	cr_assert_gt(singles, 0, "no single replicas to recheck");
-	/* It is caught on a checked unit. */
+	/* A checked unit to catch it with, handed out first (its job is older). */
 	int64_t trap = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000,\"seed\":3},"
 				       "\"units\":1,\"replication\":2,\"quorum\":2}");
 	struct unit t;
 	cr_assert_eq(fetch(liar, 1, &t), 1);
 	cr_assert_eq(t.job, trap);
+	/* Trusted, it gets single replicas of an adaptive job and lies on every one (the job keeps a
+	 * unit not handed out yet, so it is still running whatever the spot checks). */
+	int64_t adaptive = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":41000,\"seed\":2},"
+					   "\"units\":41,\"replication\":2,\"quorum\":2,\"adaptive\":true}");
+	struct unit a[40];
+	cr_assert_eq(fetch(liar, 40, a), 40);
+	uint64_t want = kern_pi_hits_scalar(2, 40000, 1000); /* the unit left */
+	for (int i = 0; i < 40; i++) {
+		cr_assert_eq(a[i].job, adaptive);
+		want += true_hits(&a[i]);
+		report(liar, &a[i], 0);
+	}
+	int64_t singles = th_db_int(&srv, "SELECT count(*) FROM units WHERE job_id = 3 AND state = 2");
+	cr_assert_gt(singles, 0, "no single replicas to recheck");
+	/* It is caught on the checked unit. */
 	report(liar, &t, 0);
 	struct unit hu[64];
 	int nh1 = fetch(h1, 64, hu);
@@ -356,7 +359,7 @@ Test(integrity, caught_liar_is_rechecked, .init = setup, .fini = teardown, .time
 			report(h2, &h2u[i], true_hits(&h2u[i]));
 	expect_job_state(trap, "done");
 	cr_expect_eq(th_db_int(&srv, "SELECT streak FROM nodes WHERE name = 'liar'"), 0);
-	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM units WHERE job_id = 2 AND quorum = 1"), 0,
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM units WHERE job_id = 3 AND quorum = 1"), 0,
 		     "the liar's single results were not reopened");
 	/* The honest nodes finish the adaptive job: its answer is exact. */
 	for (int i = 0; i < nh1; i++)

@@ -206,3 +206,175 @@ Test(wu, reliability)
 	cr_expect_gt(wu_reliability(10, 0), wu_reliability(10, 1));
 	cr_expect_lt(wu_reliability(5, 5), wu_reliability(9, 1));
 }
+
+/* The transitions, one by one: each changes exactly the fields its name says. */
+static wu_unit open_unit(int replication, int quorum)
+{
+	wu_plan p = wu_plan_unit(replication, quorum, 0, 0, 0.5);
+	wu_unit u = wu_unit_new(7, 3, 300, 100, &p);
+	u.id = 11;
+	return u;
+}
+
+Test(wu, lease_expire_relet_and_cap)
+{
+	wu_unit u = open_unit(1, 1);
+	cr_expect_eq(u.missing, 1);
+	wu_replica r = wu_lease(&u, 5, 50, 1000, 60);
+	cr_expect_eq(u.missing, 0);
+	cr_expect_eq(r.state, WU_R_LEASED);
+	cr_expect_eq(r.deadline, 1060);
+	cr_expect_eq(r.leases, 1);
+	cr_expect_eq(r.volunteer, 50);
+	/* A resend keeps the deadline; nothing changes. */
+	cr_expect(wu_resendable(&u, &r, 1059));
+	cr_expect(!wu_resendable(&u, &r, 1060), "a lease ends at its deadline");
+	cr_expect(!wu_expire(&u, &r, 1059), "expired before its deadline");
+	cr_expect(wu_expire(&u, &r, 1060));
+	cr_expect_eq(r.state, WU_R_EXPIRED);
+	cr_expect_eq(u.missing, 1, "the slot did not go back to the unit");
+	cr_expect(!wu_expire(&u, &r, 2000), "expired twice");
+	cr_expect_eq(u.missing, 1);
+	/* The node comes back: it gets its unit again, until the cap. */
+	for (int lease = 2; lease <= WU_MAX_LEASES; lease++) {
+		cr_assert(wu_relet(&u, &r, 2000 * lease, 60), "lease %d refused", lease);
+		cr_expect_eq(r.leases, lease);
+		cr_expect_eq(r.deadline, 2000 * lease + 60);
+		cr_expect_eq(u.missing, 0);
+		cr_expect(!wu_relet(&u, &r, 2000 * lease, 60), "a live lease re-let");
+		cr_expect(wu_expire(&u, &r, 2000 * lease + 60));
+	}
+	cr_expect(!wu_relet(&u, &r, 99999, 60), "re-let past WU_MAX_LEASES");
+	cr_expect_eq(u.missing, 1);
+	/* Nor for a unit that wants no replica, or is settled. */
+	wu_unit v = open_unit(1, 1);
+	wu_replica s = wu_lease(&v, 5, 50, 0, 10);
+	cr_expect(wu_expire(&v, &s, 10));
+	v.missing = 0;
+	cr_expect(!wu_relet(&v, &s, 20, 10));
+	v.missing = 1;
+	v.state = WU_VALID;
+	cr_expect(!wu_relet(&v, &s, 20, 10));
+}
+
+Test(wu, results_and_give_back)
+{
+	const uint64_t res[2] = {42, 0};
+	/* From a live lease: the lease turns into the result. */
+	wu_unit u = open_unit(2, 2);
+	wu_replica a = wu_lease(&u, 1, 1, 0, 60), b = wu_lease(&u, 2, 2, 0, 60);
+	cr_expect_eq(u.missing, 0);
+	wu_result(&u, &a, res);
+	cr_expect_eq(u.n_results, 1);
+	cr_expect_eq(u.missing, 0);
+	cr_expect_eq(a.state, WU_R_REPORTED);
+	cr_expect_eq(a.res[0], 42);
+	/* From an expired lease: its slot had gone back, and is taken again by the result. */
+	cr_expect(wu_expire(&u, &b, 60));
+	cr_expect_eq(u.missing, 1);
+	wu_result(&u, &b, res);
+	cr_expect_eq(u.n_results, 2);
+	cr_expect_eq(u.missing, 0);
+	/* On a settled unit a late result changes only its replica. */
+	wu_unit v = open_unit(1, 1);
+	wu_replica c = wu_lease(&v, 3, 3, 0, 60);
+	wu_settle_valid(&v, res, 5, 1);
+	wu_result(&v, &c, res);
+	cr_expect_eq(v.n_results, 0);
+	cr_expect_eq(c.state, WU_R_REPORTED);
+	/* Give back: a live lease returns its slot, an expired one had already. */
+	wu_unit w = open_unit(1, 1);
+	wu_replica d = wu_lease(&w, 4, 4, 0, 60);
+	cr_expect(wu_give_back(&w, &d));
+	cr_expect_eq(d.state, WU_R_DROPPED);
+	cr_expect_eq(w.missing, 1);
+	cr_expect(!wu_give_back(&w, &d), "given back twice");
+	wu_replica e = wu_lease(&w, 5, 5, 0, 60);
+	cr_expect(wu_expire(&w, &e, 60));
+	cr_expect(wu_give_back(&w, &e));
+	cr_expect_eq(w.missing, 1);
+}
+
+Test(wu, settle_more_and_drop)
+{
+	const uint64_t res[2] = {9, 1};
+	wu_unit u = open_unit(2, 2);
+	wu_want_more(&u, 0, 1);
+	cr_expect_eq(u.wanted, 1);
+	cr_expect_eq(u.missing, 1);
+	u.n_results = 2;
+	wu_want_more(&u, 1, 1);
+	cr_expect_eq(u.wanted, 4);
+	cr_expect_eq(u.missing, 1);
+	wu_settle_valid(&u, res, 77, 3);
+	cr_expect_eq(u.state, WU_VALID);
+	cr_expect_eq(u.canon[0], 9);
+	cr_expect_eq(u.canon[1], 1);
+	cr_expect_eq(u.valid_at, 77);
+	cr_expect_eq(u.valid_rank, 3);
+	cr_expect(!wu_drop(&u), "a valid unit dropped");
+	wu_unit v = open_unit(1, 1);
+	wu_settle_failed(&v);
+	cr_expect_eq(v.state, WU_FAILED);
+	wu_unit w = open_unit(1, 1);
+	wu_replica r = wu_lease(&w, 1, 1, 0, 60);
+	cr_expect(wu_drop(&w));
+	cr_expect_eq(w.state, WU_DROPPED);
+	cr_expect(wu_drop_replica(&r));
+	cr_expect_eq(r.state, WU_R_DROPPED);
+	cr_expect(!wu_drop_replica(&r));
+}
+
+/* Trust comes only from results another volunteer confirmed. */
+Test(wu, judging_and_trust)
+{
+	const uint64_t canon[2] = {100, 0};
+	wu_replica r = {.state = WU_R_REPORTED, .res = {100, 0}};
+	wu_trust t = wu_judge(&r, canon, 1, 1);
+	cr_expect_eq(r.verdict, WU_J_UNCHECKED, "a quorum-1 result was judged");
+	cr_expect_eq(t.valid, 0, "an unchecked result earned trust");
+	cr_expect_eq(t.counted, 1);
+	cr_expect_eq(r.counted, 1);
+	wu_replica ok = {.state = WU_R_REPORTED, .res = {100, 0}};
+	t = wu_judge(&ok, canon, 2, 0);
+	cr_expect_eq(ok.verdict, WU_J_VALID);
+	cr_expect_eq(t.valid, 1);
+	cr_expect_eq(t.counted, 0);
+	cr_expect(!t.streak_reset);
+	wu_replica bad = {.state = WU_R_REPORTED, .res = {0, 0}};
+	t = wu_judge(&bad, canon, 2, 1);
+	cr_expect_eq(bad.verdict, WU_J_INVALID);
+	cr_expect_eq(t.invalid, 1);
+	cr_expect_eq(t.counted, 0, "an invalid result was counted");
+	cr_expect(t.streak_reset);
+}
+
+/* A single-replica unit settled on a liar's word opens again with its job's replication. */
+Test(wu, recheck_after_a_lie)
+{
+	const uint64_t lie[2] = {0, 0};
+	wu_plan single = wu_plan_unit(2, 2, 1, WU_TRUST_STREAK, 0.99);
+	cr_assert_eq(single.quorum, 1);
+	wu_unit u = wu_unit_new(1, 0, 0, 100, &single);
+	wu_replica r = wu_lease(&u, 1, 1, 0, 60);
+	wu_result(&u, &r, lie);
+	wu_settle_valid(&u, lie, 5, 1);
+	wu_judge(&r, u.canon, u.quorum, 1);
+	cr_assert(wu_recheck(&u, &r, 2, 2));
+	cr_expect_eq(u.state, WU_OPEN);
+	cr_expect_eq(u.quorum, 2);
+	cr_expect_eq(u.wanted, 2);
+	cr_expect_eq(u.missing, 1, "one more replica to check the lie");
+	cr_expect_eq(u.max_results, 2 + WU_EXTRA_RESULTS);
+	cr_expect_eq(u.valid_rank, 0);
+	cr_expect_eq(r.verdict, WU_J_PENDING);
+	cr_expect_eq(r.counted, 0);
+	cr_expect(!wu_recheck(&u, &r, 2, 2), "rechecked an open unit");
+	/* A unit that was checked already, or a job without replication, is left alone. */
+	wu_unit v = open_unit(2, 2);
+	wu_settle_valid(&v, lie, 5, 1);
+	cr_expect(!wu_recheck(&v, &r, 2, 2));
+	wu_unit w = open_unit(1, 1);
+	wu_settle_valid(&w, lie, 5, 1);
+	cr_expect(!wu_recheck(&w, &r, 1, 1));
+}
