@@ -156,8 +156,8 @@ ts_err api_job_list(srv_ctx *ctx, srv_req *r)
 	}
 	/* Collect ids first: the view reuses prepared statements. */
 	int64_t ids[JOB_LIST_MAX];
-	int n = 0;
-	while (n < JOB_LIST_MAX && sqlite3_step(st) == SQLITE_ROW)
+	int n = 0, row;
+	while (n < JOB_LIST_MAX && !(result = srv_db_step(ctx->db, st, &row)) && row)
 		ids[n++] = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	for (int i = 0; i < n && !result; i++) {
@@ -275,11 +275,17 @@ ts_err api_node_list(srv_ctx *ctx, srv_req *r)
 {
 	json_t *nodes = json_array();
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_LIST);
-	while (sqlite3_step(st) == SQLITE_ROW)
+	ts_err result;
+	int row;
+	while (!(result = srv_db_step(ctx->db, st, &row)) && row)
 		json_array_append_new(nodes, srv_view_node(st, r->now, ctx->node_timeout_s));
 	sqlite3_reset(st);
+	if (result) {
+		json_decref(nodes);
+		return result;
+	}
 	r->reply = json_pack("{s:o}", "nodes", nodes);
-	return TS_OK;
+	return r->reply ? TS_OK : TS_ERR_NOMEM;
 }
 
 /* Disabling a node refuses its token at once and ends its leases, so its units go elsewhere. */
@@ -287,20 +293,25 @@ static ts_err node_set_disabled(srv_ctx *ctx, srv_req *r, int disabled)
 {
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_GET);
 	sqlite3_bind_int64(st, 1, r->id);
-	int found = sqlite3_step(st) == SQLITE_ROW;
+	int found;
+	ts_err result = srv_db_step(ctx->db, st, &found);
 	sqlite3_reset(st);
-	if (!found) {
+	if (!result && !found) {
 		snprintf(r->why, sizeof(r->why), "no node %lld", (long long)r->id);
 		return TS_ERR_NOT_FOUND;
 	}
-	ts_err result = srv_work_node_set_disabled(ctx, r->id, disabled, r->now);
+	if (!result)
+		result = srv_work_node_set_disabled(ctx, r->id, disabled, r->now);
 	if (result)
 		return result;
 	st = srv_db_stmt(ctx->db, Q_NODE_GET);
 	sqlite3_bind_int64(st, 1, r->id);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	result = srv_db_step(ctx->db, st, &found);
+	if (found)
 		r->reply = srv_view_node(st, r->now, ctx->node_timeout_s);
 	sqlite3_reset(st);
+	if (result)
+		return result;
 	if (!ctx->quiet)
 		fprintf(stderr, "node %lld %s by %s\n", (long long)r->id, disabled ? "disabled" : "enabled",
 			r->who.name);

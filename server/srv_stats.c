@@ -38,7 +38,10 @@ ts_err api_stats(srv_ctx *ctx, srv_req *r)
 	json_t *failures = json_array();
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_STATS_NODES);
 	sqlite3_bind_int64(st, 1, r->now - ctx->node_timeout_s);
-	json_t *nodes = sqlite3_step(st) == SQLITE_ROW
+	int row, failed = 0;
+	ts_err result = srv_db_step(ctx->db, st, &row);
+	failed |= result != TS_OK;
+	json_t *nodes = row
 		? json_pack("{s:I,s:I,s:I,s:I}", "online", (json_int_t)sqlite3_column_int64(st, 0), "lost",
 			    (json_int_t)sqlite3_column_int64(st, 1), "disabled",
 			    (json_int_t)sqlite3_column_int64(st, 2), "cores_online",
@@ -46,19 +49,26 @@ ts_err api_stats(srv_ctx *ctx, srv_req *r)
 		: json_object();
 	sqlite3_reset(st);
 	st = srv_db_stmt(ctx->db, Q_STATS_JOBS);
-	while (sqlite3_step(st) == SQLITE_ROW)
+	while (!failed && !(result = srv_db_step(ctx->db, st, &row)) && row)
 		json_object_set_new(jobs, (const char *)sqlite3_column_text(st, 0),
 				    json_integer(sqlite3_column_int64(st, 1)));
 	sqlite3_reset(st);
 	double units = 0, indices = 0;
 	srv_rate_sum(&ctx->rate, r->now, &units, &indices);
+	failed |= result != TS_OK;
 	st = srv_db_stmt(ctx->db, Q_STATS_FAILURES);
-	while (sqlite3_step(st) == SQLITE_ROW)
+	while (!failed && !(result = srv_db_step(ctx->db, st, &row)) && row)
 		json_array_append_new(failures, json_pack("{s:I,s:s?,s:I}", "job_id",
 			(json_int_t)sqlite3_column_int64(st, 0), "error",
 			(const char *)sqlite3_column_text(st, 1), "finished_at",
 			(json_int_t)sqlite3_column_int64(st, 2)));
 	sqlite3_reset(st);
+	if (failed || result) {
+		json_decref(nodes);
+		json_decref(jobs);
+		json_decref(failures);
+		return result ? result : TS_ERR_DB;
+	}
 	r->reply = json_pack("{s:o,s:o,s:{s:f,s:f,s:i},s:o}", "nodes", nodes, "jobs", jobs, "rate",
 			     "units_per_s", units / SRV_RATE_WINDOW_S, "indices_per_s", indices / SRV_RATE_WINDOW_S,
 			     "window_s", SRV_RATE_WINDOW_S, "recent_failures", failures);
@@ -85,7 +95,8 @@ ts_err api_job_units(srv_ctx *ctx, srv_req *r)
 	json_t *units = json_array();
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_JOB_UNITS);
 	sqlite3_bind_int64(st, 1, r->id);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	int row;
+	while (!(result = srv_db_step(ctx->db, st, &row)) && row) {
 		kern_partial p = {{(uint64_t)sqlite3_column_int64(st, 3), (uint64_t)sqlite3_column_int64(st, 4)}};
 		const char *node = (const char *)sqlite3_column_text(st, 5);
 		/* Newest first from the store (to keep the latest 5000); the page wants them in order. */
@@ -95,8 +106,12 @@ ts_err api_job_units(srv_ctx *ctx, srv_req *r)
 			"node", node, "valid_at", (json_int_t)sqlite3_column_int64(st, 6)));
 	}
 	sqlite3_reset(st);
+	if (result) {
+		json_decref(units);
+		return result;
+	}
 	r->reply = json_pack("{s:o}", "units", units);
-	return TS_OK;
+	return r->reply ? TS_OK : TS_ERR_NOMEM;
 }
 
 /* A growable text buffer for the metrics page. */
@@ -150,7 +165,8 @@ static void metric_rows(srv_ctx *ctx, struct text *t, enum srv_stmt q, const cha
 			const char *label, const char *const *names)
 {
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, q);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	int row;
+	while (!t->failed && !(t->failed = srv_db_step(ctx->db, st, &row) != TS_OK) && row) {
 		char num[24];
 		const char *v = (const char *)sqlite3_column_text(st, 0);
 		if (names) {
@@ -185,7 +201,9 @@ ts_err api_metrics(srv_ctx *ctx, srv_req *r)
 		 (long long)unissued);
 	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_STATS_NODES);
 	sqlite3_bind_int64(st, 1, r->now - ctx->node_timeout_s);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	int row;
+	t.failed |= srv_db_step(ctx->db, st, &row) != TS_OK;
+	if (row)
 		text_add(&t, "# HELP tessera_nodes Nodes by state.\n# TYPE tessera_nodes gauge\n"
 			     "tessera_nodes{state=\"online\"} %lld\ntessera_nodes{state=\"lost\"} %lld\n"
 			     "tessera_nodes{state=\"disabled\"} %lld\n"
