@@ -66,7 +66,8 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	const char *name = json_string_value(json_object_get(r->body, "kernel"));
 	const kern *k = kern_find(name);
 	if (!k) {
-		int n = snprintf(r->why, sizeof(r->why), "unknown kernel '%.64s'; known:", name);
+		char q[SRV_QUOTE_MAX];
+		int n = snprintf(r->why, sizeof(r->why), "unknown kernel '%s'; known:", srv_json_quote(name, q));
 		for (const kern *const *t = kern_table(); *t && n < (int)sizeof(r->why); t++)
 			n += snprintf(r->why + n, sizeof(r->why) - (size_t)n, " %s", (*t)->name);
 		return TS_ERR_BAD_REQUEST;

@@ -182,6 +182,9 @@ static int reply_body(struct evbuffer *buf, const char *text, size_t n, int gzip
 	return 0;
 }
 
+/* An error whose JSON could not be made (out of memory) still goes out as a JSON error. */
+static const char reply_fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
+
 /* The one place a reply is sent: the JSON reply, or the text or raw bytes of r. */
 static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 {
@@ -190,7 +193,12 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 	char *json = r->reply ? json_dumps(r->reply, JSON_COMPACT) : NULL;
 	const char *body = json ? json : r->text ? r->text : (const char *)r->raw;
 	size_t len = json ? strlen(json) : r->text ? strlen(r->text) : r->raw_len;
-	evhttp_add_header(h, "Content-Type", json || !r->content_type ? "application/json" : r->content_type);
+	if (!body && status >= 400) {
+		body = reply_fallback;
+		len = sizeof(reply_fallback) - 1;
+	}
+	evhttp_add_header(h, "Content-Type", body == reply_fallback || json || !r->content_type
+						     ? "application/json" : r->content_type);
 	evhttp_add_header(h, "Cache-Control", r->raw ? "no-cache" : "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (r->raw) {
@@ -213,10 +221,18 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 	free(json);
 }
 
+/* The JSON error for e. Messages may quote the request, and jansson refuses a message that is
+ * not valid UTF-8 (an error without its body is worse than any message): every message goes
+ * out through ts_escape_ctrl, valid UTF-8 with no control character, and if even that cannot be
+ * packed, the generic text of e. */
 static json_t *error_json(ts_err e, const char *why)
 {
-	return json_pack("{s:{s:s,s:s}}", "error", "code", ts_err_code(e), "message",
-			 why && *why ? why : ts_strerror(e));
+	char clean[4 * sizeof(((srv_req *)0)->why)];
+	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", ts_err_code(e), "message",
+			      ts_escape_ctrl(why && *why ? why : ts_strerror(e), clean, sizeof(clean)));
+	if (!j)
+		j = json_pack("{s:{s:s,s:s}}", "error", "code", ts_err_code(e), "message", ts_strerror(e));
+	return j;
 }
 
 static void count_request(srv_ctx *ctx, size_t route, int status, double seconds)

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ts_util.h"
+
 static const char *const type_names[] = {
 	[F_INT] = "an integer",
 	[F_NUM] = "a number",
@@ -12,6 +14,11 @@ static const char *const type_names[] = {
 	[F_ARR] = "an array",
 	[F_BOOL] = "true or false",
 };
+
+const char *srv_json_quote(const char *s, char out[SRV_QUOTE_MAX])
+{
+	return ts_escape_ctrl(s, out, SRV_QUOTE_MAX);
+}
 
 static int json_type_ok(const json_t *v, enum srv_ftype t)
 {
@@ -46,7 +53,8 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 		for (i = 0; i < n && strcmp(fields[i].name, key) != 0; i++)
 			;
 		if (i == n) {
-			snprintf(why, whylen, "unknown field '%.64s'", key);
+			char q[SRV_QUOTE_MAX];
+			snprintf(why, whylen, "unknown field '%s'", srv_json_quote(key, q));
 			return TS_ERR_BAD_REQUEST;
 		}
 	}
@@ -103,8 +111,10 @@ ts_err srv_json_parse_body(const char *buf, size_t len, json_t **out, char *why,
 	json_error_t err;
 	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
 	if (!j) {
-		snprintf(why, whylen, "malformed JSON: %s (line %d, column %d)", err.text, err.line,
-			 err.column);
+		/* jansson's text quotes the input near the error: escape it like any echo. */
+		char text[sizeof(err.text)];
+		snprintf(why, whylen, "malformed JSON: %s (line %d, column %d)",
+			 ts_escape_ctrl(err.text, text, sizeof(text)), err.line, err.column);
 		return TS_ERR_BAD_REQUEST;
 	}
 	if (!json_is_object(j)) {
@@ -135,8 +145,15 @@ ts_err srv_json_rates(const json_t *rates, char **out, char *why, size_t whylen)
 	}
 	json_object_foreach((json_t *)rates, key, val) {
 		double v = json_is_number(val) ? json_number_value(val) : -1;
-		if (strlen(key) < 1 || strlen(key) > 64 || !(v > 0 && v <= 1e15)) {
-			snprintf(why, whylen, "rates['%.64s'] must be a number of indices per second in (0, 1e15]", key);
+		char q[SRV_QUOTE_MAX];
+		if (strlen(key) < 1 || strlen(key) > 64 || !ts_utf8_printable(key)) {
+			snprintf(why, whylen, "rates['%s']: a kernel name has 1 to 64 bytes and no control "
+				 "characters", srv_json_quote(key, q));
+			return TS_ERR_BAD_REQUEST;
+		}
+		if (!(v > 0 && v <= 1e15)) {
+			snprintf(why, whylen, "rates['%s'] must be a number of indices per second in (0, 1e15]",
+				 srv_json_quote(key, q));
 			return TS_ERR_BAD_REQUEST;
 		}
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "th_harness.h"
+#include "ts_util.h"
 
 enum who { NOBODY, ADMIN, NODE, BOGUS, USER_NODE_SWAP };
 
@@ -47,6 +48,18 @@ static const struct bad_case cases[] = {
 	 "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10,\"color\":1}}", 0, 400, "bad_request"},
 	{"unknown field", "POST", "/api/v1/jobs", ADMIN,
 	 "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10},\"priority\":9}", 0, 400, "bad_request"},
+	/* The fuzzer's find: the message quotes 64 bytes of the name, which once ended inside the
+	 * "é" (bytes 64 and 65), and the invalid UTF-8 message made an empty 400. */
+	{"unknown field cut inside a UTF-8 character", "POST", "/api/v1/jobs", ADMIN,
+	 "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10},"
+	 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9\u00e9\u00e9\":1}", 0, 400, "bad_request"},
+	{"unknown field with control characters", "POST", "/api/v1/jobs", ADMIN,
+	 "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10},\"a\\n\\u001b[31m\\u009b\":1}", 0, 400, "bad_request"},
+	{"rates kernel name cut inside a UTF-8 character", "POST", "/api/v1/nodes/enroll", NOBODY,
+	 "{\"token\":\"hello\",\"name\":\"x\",\"platform\":\"linux\",\"cores\":1,\"rates\":{"
+	 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9\u00e9\u00e9\":1}}", 0, 400, "bad_request"},
+	{"kernel name with control characters", "POST", "/api/v1/jobs", ADMIN,
+	 "{\"kernel\":\"\\u001b]0;pwned\\u0007\",\"params\":{\"samples\":10}}", 0, 400, "bad_request"},
 	{"too many units", "POST", "/api/v1/jobs", ADMIN,
 	 "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10000000},\"units\":2000000}", 0, 400, "bad_request"},
 	{"unit size makes too many units", "POST", "/api/v1/jobs", ADMIN,
@@ -161,6 +174,7 @@ Test(api, bad_input_changes_nothing, .init = setup, .fini = teardown, .timeout =
 		cr_expect_str_eq(json_string_value(json_object_get(err, "code")) ?: "(none)", c->code, "%s", c->name);
 		const char *msg = json_string_value(json_object_get(err, "message"));
 		cr_expect(msg && *msg, "%s: empty message", c->name);
+		cr_expect(!msg || ts_utf8_printable(msg), "%s: message with control characters: %s", c->name, msg);
 		json_decref(reply);
 	}
 	th_db_digest(&srv, after);
@@ -266,4 +280,27 @@ Test(api, cancel_stops_handing_out_units, .init = setup, .fini = teardown, .time
 	cr_assert_eq(th_http(&srv, "POST", "/api/v1/work/report", n1, body, strlen(body), 0, &reply), 200);
 	cr_expect_eq(json_array_size(json_object_get(reply, "rejected")), 1);
 	json_decref(reply);
+}
+
+Test(util, escape_ctrl)
+{
+	char out[64];
+	cr_expect_str_eq(ts_escape_ctrl("node-1", out, sizeof(out)), "node-1");
+	cr_expect_str_eq(ts_escape_ctrl("a\nb\x1b[31m", out, sizeof(out)), "a\\x0ab\\x1b[31m");
+	cr_expect_str_eq(ts_escape_ctrl("del\x7f", out, sizeof(out)), "del\\x7f");
+	/* C1 controls are two bytes in UTF-8: both escaped; other letters stay as they are. */
+	cr_expect_str_eq(ts_escape_ctrl("\xc2\x9b" "2J n\xc3\xa9 \xe2\x82\xac", out, sizeof(out)),
+			 "\\xc2\\x9b2J n\xc3\xa9 \xe2\x82\xac");
+	/* Bytes that are not UTF-8: a cut character, a stray continuation, an overlong '/'. */
+	cr_expect_str_eq(ts_escape_ctrl("x\xc3", out, sizeof(out)), "x\\xc3");
+	cr_expect_str_eq(ts_escape_ctrl("\x80y\xc0\xaf", out, sizeof(out)), "\\x80y\\xc0\\xaf");
+	/* Too small a buffer: the copy stops before a character or an escape, never inside one. */
+	cr_expect_str_eq(ts_escape_ctrl("ab\xc3\xa9", out, 4), "ab");
+	cr_expect_str_eq(ts_escape_ctrl("ab\n", out, 6), "ab");
+	cr_expect_str_eq(ts_escape_ctrl("ab\n", out, 7), "ab\\x0a");
+	cr_expect_str_eq(ts_escape_ctrl("anything", out, 1), "");
+	cr_expect(ts_utf8_printable("n\xc3\xa9-1"));
+	cr_expect(!ts_utf8_printable("a\tb"));
+	cr_expect(!ts_utf8_printable("\xc2\x85"));
+	cr_expect(!ts_utf8_printable("\xed\xa0\x80")); /* a surrogate */
 }
