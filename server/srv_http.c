@@ -127,7 +127,7 @@ static ts_err req_body(const srv_call *call, srv_req *r)
 		snprintf(r->why, sizeof(r->why), "a JSON body is required");
 		return TS_ERR_BAD_REQUEST;
 	}
-	if (n > SRV_MAX_BODY) {
+	if (n > SRV_MAX_BODY) { /* evhttp already refuses these; srv_http_handle's other callers not */
 		snprintf(r->why, sizeof(r->why), "body over %d bytes", SRV_MAX_BODY);
 		return TS_ERR_TOO_LARGE;
 	}
@@ -467,7 +467,13 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 	srv_db_set_group(ctx->db, (int)cfg->group_commit);
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
-	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY_HARD);
+	/* The wire body, gzipped or not, is capped at SRV_MAX_BODY by evhttp itself, before any of
+	 * it is read: a Content-Length over it gets evhttp's own 413 and a close at once, and a
+	 * chunked body is cut when its chunks announce more. libevent 2.1.12 has no hook between
+	 * the headers and the body on the server side (evhttp_request_set_header_cb needs the
+	 * request, and there is no evhttp_set_newreqcb before 2.2), so that 413 cannot be our JSON
+	 * one and the role check cannot come before the read; see docs/DESIGN-NOTES.md. */
+	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY);
 	evhttp_set_max_headers_size(ctx->http, SRV_MAX_HEADERS);
 	evhttp_set_timeout(ctx->http, (int)(cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : SRV_IDLE_TIMEOUT_S));
 	evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
