@@ -201,6 +201,8 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 						     ? "application/json" : r->content_type);
 	evhttp_add_header(h, "Cache-Control", r->raw ? "no-cache" : "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	/* TLS is the only way in: browsers that saw the dashboard once never try plain HTTP. */
+	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
 	if (r->raw) {
 		/* The dashboard: only its own files, never framed. */
 		evhttp_add_header(h, "Content-Security-Policy",

@@ -347,6 +347,27 @@ Test(api, oversized_content_length_refused_before_the_body, .init = setup, .fini
 	cr_expect_eq(th_http(&srv, "GET", "/healthz", NULL, NULL, 0, 0, NULL), 200);
 }
 
+Test(api, every_reply_has_hsts, .init = setup, .fini = teardown, .timeout = 60)
+{
+	static const char *const reqs[] = {
+		"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+		"GET /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", /* 401 */
+		"GET /api/v1/nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", /* 404 */
+		"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",            /* the dashboard */
+	};
+	for (size_t i = 0; i < TS_ARRAY_LEN(reqs); i++) {
+		int closed = 0;
+		char *reply = tls_exchange(&srv, reqs[i], &closed);
+		char *end = strstr(reply, "\r\n\r\n");
+		if (end)
+			end[2] = '\0'; /* the headers only, each line with its CRLF */
+		cr_expect(strncmp(reply, "HTTP/1.1 ", 9) == 0, "%.30s: no reply", reqs[i]);
+		cr_expect(strstr(reply, "\r\nStrict-Transport-Security: max-age=31536000\r\n") != NULL,
+			  "%.30s: no HSTS in\n%s", reqs[i], reply);
+		free(reply);
+	}
+}
+
 Test(util, escape_ctrl)
 {
 	char out[64];
