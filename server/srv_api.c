@@ -23,7 +23,7 @@ ts_err api_healthz(srv_ctx *ctx, srv_req *r)
 ts_err api_login(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"username", F_STR, 1, 1, 64},
+		{"username", F_TEXT, 1, 1, 64},
 		{"password", F_STR, 1, 1, 1024},
 	};
 	char token[TS_TOKEN_MAX], role[16] = "";
@@ -48,7 +48,7 @@ ts_err api_login(srv_ctx *ctx, srv_req *r)
 ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"kernel", F_STR, 1, 1, 64},
+		{"kernel", F_TEXT, 1, 1, 64},
 		{"params", F_OBJ, 1, 0, 0},
 		{"unit_size", F_INT, 0, 1, 1e18},
 		{"units", F_INT, 0, 1, (double)WU_MAX_UNITS},
@@ -111,10 +111,12 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	if (result)
 		return result;
 	int64_t id = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
-	if (!ctx->quiet)
+	if (!ctx->quiet) {
+		char who[4 * sizeof(r->who.name)];
 		fprintf(stderr, "job %lld: %s by %s, %llu units of %llu\n", (long long)id, k->name,
-			r->who.name, (unsigned long long)split.n_units,
+			ts_escape_ctrl(r->who.name, who, sizeof(who)), (unsigned long long)split.n_units,
 			(unsigned long long)split.unit_size);
+	}
 	r->status = 201;
 	return srv_view_job(ctx->db, id, 0, r->now, &r->reply, NULL);
 }
@@ -242,9 +244,9 @@ ts_err api_enroll_token(srv_ctx *ctx, srv_req *r)
 ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"token", F_STR, 1, 1, TS_TOKEN_MAX - 1},
-		{"name", F_STR, 1, 1, 64},
-		{"platform", F_STR, 1, 1, 64},
+		{"token", F_TEXT, 1, 1, TS_TOKEN_MAX - 1},
+		{"name", F_TEXT, 1, 1, 64},     /* shown to admins and logged: no control characters */
+		{"platform", F_TEXT, 1, 1, 64},
 		{"cores", F_INT, 1, 1, 4096},
 		{"rates", F_OBJ, 0, 0, 0},
 	};
@@ -282,8 +284,11 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 		result = srv_db_commit(ctx->db);
 	if (result)
 		return result;
-	if (!ctx->quiet)
-		fprintf(stderr, "node %lld enrolled: %s\n", (long long)node, name);
+	if (!ctx->quiet) {
+		char shown[4 * 64 + 1];
+		fprintf(stderr, "node %lld enrolled: %s\n", (long long)node,
+			ts_escape_ctrl(name, shown, sizeof(shown)));
+	}
 	r->status = 201;
 	r->reply = json_pack("{s:I,s:s}", "node_id", (json_int_t)node, "node_token", token);
 	return TS_OK;
@@ -319,9 +324,11 @@ static ts_err node_set_disabled(srv_ctx *ctx, srv_req *r, int disabled)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		r->reply = srv_view_node(st, r->now, ctx->node_timeout_s);
 	sqlite3_reset(st);
-	if (!ctx->quiet)
+	if (!ctx->quiet) {
+		char by[4 * sizeof(r->who.name)];
 		fprintf(stderr, "node %lld %s by %s\n", (long long)r->id, disabled ? "disabled" : "enabled",
-			r->who.name);
+			ts_escape_ctrl(r->who.name, by, sizeof(by)));
+	}
 	return r->reply ? TS_OK : TS_ERR_DB;
 }
 

@@ -334,9 +334,12 @@ out:
 		r->text = NULL;
 		r->raw = NULL;
 		r->status = ts_err_http_status(result);
-		if (r->status >= 500)
+		if (r->status >= 500) {
+			char shown_path[4 * 256], shown_why[4 * sizeof(r->why)];
 			fprintf(stderr, "%s: %s %s: %s (%s)\n", __func__, route ? route->path : "?",
-				path ? path : "?", ts_strerror(result), r->why);
+				ts_escape_ctrl(path ? path : "?", shown_path, sizeof(shown_path)),
+				ts_strerror(result), ts_escape_ctrl(r->why, shown_why, sizeof(shown_why)));
+		}
 		r->reply = error_json(result, r->why);
 	}
 	*route_index = route ? (size_t)(route - routes) : SRV_ROUTES_MAX;

@@ -13,6 +13,7 @@ static const char *const type_names[] = {
 	[F_OBJ] = "an object",
 	[F_ARR] = "an array",
 	[F_BOOL] = "true or false",
+	[F_TEXT] = "a string",
 };
 
 const char *srv_json_quote(const char *s, char out[SRV_QUOTE_MAX])
@@ -28,6 +29,7 @@ static int json_type_ok(const json_t *v, enum srv_ftype t)
 	case F_NUM:
 		return json_is_number(v);
 	case F_STR:
+	case F_TEXT:
 		return json_is_string(v);
 	case F_OBJ:
 		return json_is_object(v);
@@ -81,9 +83,14 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 			x = json_number_value(v);
 			break;
 		case F_STR:
+		case F_TEXT:
 			x = (double)json_string_length(v);
 			if (strlen(json_string_value(v)) != json_string_length(v)) {
 				snprintf(why, whylen, "'%s' must not contain NUL", f->name);
+				return TS_ERR_BAD_REQUEST;
+			}
+			if (f->type == F_TEXT && !ts_utf8_printable(json_string_value(v))) {
+				snprintf(why, whylen, "'%s' must not contain control characters", f->name);
 				return TS_ERR_BAD_REQUEST;
 			}
 			break;
@@ -94,9 +101,9 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 			continue;
 		}
 		if (!isfinite(x) || x < f->min || x > f->max) {
-			if (f->type == F_STR || f->type == F_ARR)
+			if (f->type == F_STR || f->type == F_TEXT || f->type == F_ARR)
 				snprintf(why, whylen, "'%s' must have %.0f to %.0f %s", f->name, f->min,
-					 f->max, f->type == F_STR ? "characters" : "elements");
+					 f->max, f->type == F_ARR ? "elements" : "characters");
 			else
 				snprintf(why, whylen, "'%s' must be from %.15g to %.15g", f->name, f->min,
 					 f->max);

@@ -12,13 +12,15 @@
 
 #include "ts_err.h"
 
-enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL };
+/* F_TEXT: a string without control characters (C0, DEL, C1), for names and other text that
+ * reaches logs, pages and terminals; F_STR takes any string but NUL (passwords). */
+enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL, F_TEXT };
 
 typedef struct srv_field {
 	const char *name;
 	enum srv_ftype type;
 	int required;
-	double min, max; /* F_INT, F_NUM: value range; F_STR, F_ARR: length range */
+	double min, max; /* F_INT, F_NUM: value range; F_STR, F_TEXT, F_ARR: length range */
 } srv_field;
 
 /* Checks obj against the fields; on error writes why and returns TS_ERR_BAD_REQUEST. A message

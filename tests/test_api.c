@@ -368,6 +368,40 @@ Test(api, every_reply_has_hsts, .init = setup, .fini = teardown, .timeout = 60)
 	}
 }
 
+/* Names that reach logs and admins' terminals: control characters are refused at the door. */
+Test(api, control_characters_in_names_are_refused, .init = setup, .fini = teardown, .timeout = 60)
+{
+	static const char *const bad[] = {"a\\nb", "\\u001b[31m", "x\\u009b2J", "del\\u007f", "tab\\there"};
+	char token[160], body[600], before[65], after[65];
+	json_t *reply = NULL;
+	th_enroll_token(&srv, 1, token, sizeof(token));
+	th_db_digest(&srv, before);
+	for (size_t i = 0; i < TS_ARRAY_LEN(bad); i++) {
+		for (int field = 0; field < 2; field++) {
+			snprintf(body, sizeof(body), "{\"token\":\"%s\",\"name\":\"%s\",\"platform\":\"%s\",\"cores\":1}",
+				 token, field ? "n1" : bad[i], field ? bad[i] : "linux");
+			long status = th_http(&srv, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, &reply);
+			cr_expect_eq(status, 400, "%s %s: HTTP %ld", field ? "platform" : "name", bad[i], status);
+			const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+			cr_expect(msg && strstr(msg, "control characters"), "%s: message %s", bad[i], msg ? msg : "(none)");
+			json_decref(reply);
+		}
+		snprintf(body, sizeof(body), "{\"name\":\"%s\"}", bad[i]);
+		cr_expect_eq(th_http(&srv, "POST", "/api/v1/tokens", srv.admin_token, body, strlen(body), 0, NULL), 400,
+			     "token name %s", bad[i]);
+		snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"password-1\"}", bad[i]);
+		cr_expect_eq(th_http(&srv, "POST", "/api/v1/users", srv.admin_token, body, strlen(body), 0, NULL), 400,
+			     "user name %s", bad[i]);
+	}
+	th_db_digest(&srv, after);
+	cr_expect_str_eq(after, before, "a refused name changed the store");
+	/* The enrollment token was not used up: a clean name still enrolls with it, and the name
+	 * is stored as sent (letters beyond ASCII are fine). */
+	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"name\":\"n\\u00e9-1\",\"platform\":\"linux\",\"cores\":1}", token);
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, NULL), 201);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE name = 'n\xc3\xa9-1'"), 1);
+}
+
 Test(util, escape_ctrl)
 {
 	char out[64];
