@@ -71,14 +71,15 @@ static int login_token_check(const char *token, size_t max)
 /* Sends the password to /login; fills in the role, token and expiry of cfg. */
 static int login_password(cl_http *http, const char *password, cl_state_config *cfg)
 {
-	char msg[CL_HTTP_MSG_MAX];
+	char msg[CL_HTTP_MSG_MAX], shown[4 * CL_HTTP_MSG_MAX];
 	int status = 0, rc = -1;
 	json_t *body = json_pack("{s:s,s:s}", "username", cfg->user, "password", password), *reply = NULL;
 	ts_err e = body ? cl_http_request(http, "POST", "/api/v1/login", body, &status, &reply, msg,
 					  sizeof(msg))
 			: TS_ERR_NOMEM;
 	if (e) {
-		fprintf(stderr, status ? "login failed: %s\n" : "%s\n", msg[0] ? msg : ts_strerror(e));
+		fprintf(stderr, status ? "login failed: %s\n" : "%s\n",
+			msg[0] ? ts_escape_ctrl(msg, shown, sizeof(shown)) : ts_strerror(e));
 		goto out;
 	}
 	const char *token = json_string_value(json_object_get(reply, "token"));
@@ -103,7 +104,7 @@ out:
 /* Checks cfg->token (already set on http) with /me; fills in the user, role and expiry. */
 static int login_token(cl_http *http, cl_state_config *cfg)
 {
-	char msg[CL_HTTP_MSG_MAX];
+	char msg[CL_HTTP_MSG_MAX], shown[4 * CL_HTTP_MSG_MAX];
 	int status = 0, rc = -1;
 	json_t *me = NULL;
 	ts_err e = cl_http_request(http, "GET", "/api/v1/me", NULL, &status, &me, msg, sizeof(msg));
@@ -111,7 +112,8 @@ static int login_token(cl_http *http, cl_state_config *cfg)
 		if (status == 401)
 			fprintf(stderr, "login failed: the token is unknown, expired or revoked\n");
 		else
-			fprintf(stderr, status ? "login failed: %s\n" : "%s\n", msg);
+			fprintf(stderr, status ? "login failed: %s\n" : "%s\n",
+				ts_escape_ctrl(msg, shown, sizeof(shown)));
 		goto out;
 	}
 	const char *user = json_string_value(json_object_get(me, "username"));
@@ -238,7 +240,9 @@ static int cmd_login(int argc, char **argv)
 		fprintf(stderr, "logged in, but could not save the login: %s\n", why);
 		goto out;
 	}
-	printf("logged in as %s (%s) at %s%s\n", cfg.user, cfg.role, cfg.url,
+	char shown_user[4 * sizeof(cfg.user)], shown_role[4 * sizeof(cfg.role)];
+	printf("logged in as %s (%s) at %s%s\n", ts_escape_ctrl(cfg.user, shown_user, sizeof(shown_user)),
+	       ts_escape_ctrl(cfg.role, shown_role, sizeof(shown_role)), cfg.url,
 	       !token ? "" : cl_cli_is_api_token(token) ? " with an API token" : " with a session token");
 	rc = CL_EXIT_OK;
 out:
@@ -451,7 +455,7 @@ static int cmd_wait(int argc, char **argv)
 	int64_t id = 0;
 	int as_json = 0, opt, rc = CL_EXIT_ERROR, tty = isatty(STDERR_FILENO), watched_start = 0;
 	double timeout = 0, retry = WAIT_POLL_S, last_line = -1e9;
-	char path[64], msg[CL_HTTP_MSG_MAX], bar[160];
+	char path[64], msg[CL_HTTP_MSG_MAX], bar[160], shown[4 * CL_HTTP_MSG_MAX];
 	cl_state_config cfg;
 	cl_http *http = NULL;
 	json_t *job = NULL;
@@ -491,7 +495,8 @@ static int cmd_wait(int argc, char **argv)
 		if (e && !interrupted && (status == 0 || status >= 500 || status == 429)) {
 			/* Transient: the job runs on without us; keep asking, a little slower. */
 			if (!warned++)
-				fprintf(stderr, "%s%s; retrying\n", tty ? "\r\033[K" : "", msg);
+				fprintf(stderr, "%s%s; retrying\n", tty ? "\r\033[K" : "",
+					ts_escape_ctrl(msg, shown, sizeof(shown)));
 			retry = retry * 2 > 5 ? 5 : retry * 2;
 			sleep_interruptible(retry);
 			goto check_timeout;
@@ -550,8 +555,9 @@ static int cmd_wait(int argc, char **argv)
 		cl_cli_print_json(job);
 	if (!state || strcmp(state, "done") != 0) {
 		const char *err = json_string_value(json_object_get(job, "error"));
+		/* Text from the server: the terminal shows it, and acts on none of it. */
 		fprintf(stderr, "job %lld %s%s%s\n", (long long)id, state ? state : "ended", err ? ": " : "",
-			err ? err : "");
+			err ? ts_escape_ctrl(err, shown, sizeof(shown)) : "");
 		goto out;
 	}
 	if (!as_json)

@@ -210,3 +210,85 @@ int ts_parse_u64(const char *s, uint64_t *out)
 	*out = v;
 	return 0;
 }
+
+/* The length of the valid UTF-8 character at s (1 to 4 bytes) with its code point in *cp, or 0
+ * when s does not start one: a stray continuation byte, an overlong form, a surrogate, a code
+ * point over U+10FFFF, or a character cut short (by the NUL, which is no continuation byte). */
+static size_t utf8_char(const unsigned char *s, uint32_t *cp)
+{
+	unsigned c = s[0];
+	size_t n;
+	uint32_t v, min;
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2, v = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3, v = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4, v = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/* C0, DEL and C1: what a terminal may act on instead of showing. */
+static int is_ctrl(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+char *ts_escape_ctrl(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	while (*p) {
+		uint32_t cp = 0;
+		size_t n = utf8_char(p, &cp);
+		if (n && !is_ctrl(cp)) {
+			if (o + n >= cap)
+				break;
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+			continue;
+		}
+		/* Each byte of a control character, or the one byte that is not UTF-8, as \xNN. */
+		n = n ? n : 1;
+		if (o + 4 * n >= cap)
+			break;
+		for (size_t i = 0; i < n; i++, p++) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int ts_utf8_printable(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		uint32_t cp = 0;
+		size_t n = utf8_char(p, &cp);
+		if (!n || is_ctrl(cp))
+			return 0;
+		p += n;
+	}
+	return 1;
+}

@@ -40,4 +40,13 @@ ts_err ts_write_file(const char *path, const void *data, size_t len, unsigned mo
  * for exact powers ("2e10"). Returns 0 on success. */
 int ts_parse_u64(const char *s, uint64_t *out);
 
+/* Copies s into out (cap >= 1 bytes, always NUL-terminated) with every control character (C0,
+ * DEL, and C1: U+0080-U+009F) and every byte that is not valid UTF-8 written as \xNN, each byte
+ * so, so that a log or a terminal shows user input as text and nothing else. The result is valid
+ * UTF-8; when out is too small the copy ends early, on a character boundary, never inside a
+ * character or an escape. Returns out. */
+char *ts_escape_ctrl(const char *s, char *out, size_t cap);
+/* 1 when s is valid UTF-8 with no control character (C0, DEL, C1), else 0. */
+int ts_utf8_printable(const char *s);
+
 #endif

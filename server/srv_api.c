@@ -24,7 +24,7 @@ ts_err api_healthz(srv_ctx *ctx, srv_req *r)
 ts_err api_login(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"username", F_STR, 1, 1, 64},
+		{"username", F_TEXT, 1, 1, 64},
 		{"password", F_STR, 1, 1, 1024},
 	};
 	char token[TS_TOKEN_MAX], role[16] = "";
@@ -49,7 +49,7 @@ ts_err api_login(srv_ctx *ctx, srv_req *r)
 ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"kernel", F_STR, 1, 1, 64},
+		{"kernel", F_TEXT, 1, 1, 64},
 		{"params", F_OBJ, 1, 0, 0},
 		{"unit_size", F_INT, 0, 1, 1e18},
 		{"units", F_INT, 0, 1, (double)WU_MAX_UNITS},
@@ -67,7 +67,8 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	const char *name = json_string_value(json_object_get(r->body, "kernel"));
 	const kern *k = kern_find(name);
 	if (!k) {
-		int n = snprintf(r->why, sizeof(r->why), "unknown kernel '%.64s'; known:", name);
+		char q[SRV_QUOTE_MAX];
+		int n = snprintf(r->why, sizeof(r->why), "unknown kernel '%s'; known:", srv_json_quote(name, q));
 		for (const kern *const *t = kern_table(); *t && n < (int)sizeof(r->why); t++)
 			n += snprintf(r->why + n, sizeof(r->why) - (size_t)n, " %s", (*t)->name);
 		return TS_ERR_BAD_REQUEST;
@@ -111,10 +112,12 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	if (result)
 		return result;
 	int64_t id = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
-	if (!ctx->quiet)
+	if (!ctx->quiet) {
+		char who[4 * sizeof(r->who.name)];
 		fprintf(stderr, "job %lld: %s by %s, %llu units of %llu\n", (long long)id, k->name,
-			r->who.name, (unsigned long long)split.n_units,
+			ts_escape_ctrl(r->who.name, who, sizeof(who)), (unsigned long long)split.n_units,
 			(unsigned long long)split.unit_size);
+	}
 	r->status = 201;
 	return srv_view_job(ctx->db, id, 0, r->now, ctx->node_timeout_s, &r->reply, NULL);
 }
@@ -228,9 +231,9 @@ ts_err api_enroll_token(srv_ctx *ctx, srv_req *r)
 ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"token", F_STR, 1, 1, TS_TOKEN_MAX - 1},
-		{"name", F_STR, 1, 1, 64},
-		{"platform", F_STR, 1, 1, 64},
+		{"token", F_TEXT, 1, 1, TS_TOKEN_MAX - 1},
+		{"name", F_TEXT, 1, 1, 64},     /* shown to admins and logged: no control characters */
+		{"platform", F_TEXT, 1, 1, 64},
 		{"cores", F_INT, 1, 1, 4096},
 		{"rates", F_OBJ, 0, 0, 0},
 	};
@@ -264,8 +267,11 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 	result = srv_auth_issue(ctx->db, "node", 0, node, 0, 0, NULL, r->now, token);
 	if (result)
 		return result;
-	if (!ctx->quiet)
-		fprintf(stderr, "node %lld enrolled: %s\n", (long long)node, name);
+	if (!ctx->quiet) {
+		char shown[4 * 64 + 1];
+		fprintf(stderr, "node %lld enrolled: %s\n", (long long)node,
+			ts_escape_ctrl(name, shown, sizeof(shown)));
+	}
 	r->status = 201;
 	r->reply = json_pack("{s:I,s:s}", "node_id", (json_int_t)node, "node_token", token);
 	return TS_OK;
@@ -312,9 +318,11 @@ static ts_err node_set_disabled(srv_ctx *ctx, srv_req *r, int disabled)
 	sqlite3_reset(st);
 	if (result)
 		return result;
-	if (!ctx->quiet)
+	if (!ctx->quiet) {
+		char by[4 * sizeof(r->who.name)];
 		fprintf(stderr, "node %lld %s by %s\n", (long long)r->id, disabled ? "disabled" : "enabled",
-			r->who.name);
+			ts_escape_ctrl(r->who.name, by, sizeof(by)));
+	}
 	return r->reply ? TS_OK : TS_ERR_DB;
 }
 
@@ -350,9 +358,11 @@ ts_err api_enroll_disable_nodes(srv_ctx *ctx, srv_req *r)
 		result = SRV_EXEC(ctx->db, Q_TOKEN_REVOKE, r->id);
 	if (result)
 		return result;
-	if (!ctx->quiet)
+	if (!ctx->quiet) {
+		char by[4 * sizeof(r->who.name)];
 		fprintf(stderr, "enrollment token %lld revoked and its %d nodes disabled by %s\n", (long long)r->id,
-			n, r->who.name);
+			n, ts_escape_ctrl(r->who.name, by, sizeof(by)));
+	}
 	r->reply = json_pack("{s:I,s:i,s:b}", "enroll_token_id", (json_int_t)r->id, "disabled", n, "revoked", 1);
 	return r->reply ? TS_OK : TS_ERR_NOMEM;
 }

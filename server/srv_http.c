@@ -128,7 +128,7 @@ static ts_err req_body(const srv_call *call, srv_req *r)
 		snprintf(r->why, sizeof(r->why), "a JSON body is required");
 		return TS_ERR_BAD_REQUEST;
 	}
-	if (n > SRV_MAX_BODY) {
+	if (n > SRV_MAX_BODY) { /* evhttp already refuses these; srv_http_handle's other callers not */
 		snprintf(r->why, sizeof(r->why), "body over %d bytes", SRV_MAX_BODY);
 		return TS_ERR_TOO_LARGE;
 	}
@@ -183,6 +183,9 @@ static int reply_body(struct evbuffer *buf, const char *text, size_t n, int gzip
 	return 0;
 }
 
+/* An error whose JSON could not be made (out of memory) still goes out as a JSON error. */
+static const char reply_fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
+
 /* The one place a reply is sent: the JSON reply, or the text or raw bytes of r. */
 static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 {
@@ -191,9 +194,16 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 	char *json = r->reply ? json_dumps(r->reply, JSON_COMPACT) : NULL;
 	const char *body = json ? json : r->text ? r->text : (const char *)r->raw;
 	size_t len = json ? strlen(json) : r->text ? strlen(r->text) : r->raw_len;
-	evhttp_add_header(h, "Content-Type", json || !r->content_type ? "application/json" : r->content_type);
+	if (!body && status >= 400) {
+		body = reply_fallback;
+		len = sizeof(reply_fallback) - 1;
+	}
+	evhttp_add_header(h, "Content-Type", body == reply_fallback || json || !r->content_type
+						     ? "application/json" : r->content_type);
 	evhttp_add_header(h, "Cache-Control", r->raw ? "no-cache" : "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	/* TLS is the only way in: browsers that saw the dashboard once never try plain HTTP. */
+	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
 	if (r->raw) {
 		/* The dashboard: only its own files, never framed. */
 		evhttp_add_header(h, "Content-Security-Policy",
@@ -214,10 +224,18 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 	free(json);
 }
 
+/* The JSON error for e. Messages may quote the request, and jansson refuses a message that is
+ * not valid UTF-8 (an error without its body is worse than any message): every message goes
+ * out through ts_escape_ctrl, valid UTF-8 with no control character, and if even that cannot be
+ * packed, the generic text of e. */
 static json_t *error_json(ts_err e, const char *why)
 {
-	return json_pack("{s:{s:s,s:s}}", "error", "code", ts_err_code(e), "message",
-			 why && *why ? why : ts_strerror(e));
+	char clean[4 * sizeof(((srv_req *)0)->why)];
+	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", ts_err_code(e), "message",
+			      ts_escape_ctrl(why && *why ? why : ts_strerror(e), clean, sizeof(clean)));
+	if (!j)
+		j = json_pack("{s:{s:s,s:s}}", "error", "code", ts_err_code(e), "message", ts_strerror(e));
+	return j;
 }
 
 static void count_request(srv_ctx *ctx, size_t route, int status, double seconds)
@@ -325,9 +343,12 @@ out:
 		r->text = NULL;
 		r->raw = NULL;
 		r->status = ts_err_http_status(result);
-		if (r->status >= 500)
+		if (r->status >= 500) {
+			char shown_path[4 * 256], shown_why[4 * sizeof(r->why)];
 			fprintf(stderr, "%s: %s %s: %s (%s)\n", __func__, route ? route->path : "?",
-				path ? path : "?", ts_strerror(result), r->why);
+				ts_escape_ctrl(path ? path : "?", shown_path, sizeof(shown_path)),
+				ts_strerror(result), ts_escape_ctrl(r->why, shown_why, sizeof(shown_why)));
+		}
 		r->reply = error_json(result, r->why);
 	}
 	*route_index = route ? (size_t)(route - routes) : SRV_ROUTES_MAX;
@@ -460,7 +481,13 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 	srv_db_set_group(ctx->db, (int)cfg->group_commit);
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
-	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY_HARD);
+	/* The wire body, gzipped or not, is capped at SRV_MAX_BODY by evhttp itself, before any of
+	 * it is read: a Content-Length over it gets evhttp's own 413 and a close at once, and a
+	 * chunked body is cut when its chunks announce more. libevent 2.1.12 has no hook between
+	 * the headers and the body on the server side (evhttp_request_set_header_cb needs the
+	 * request, and there is no evhttp_set_newreqcb before 2.2), so that 413 cannot be our JSON
+	 * one and the role check cannot come before the read; see docs/DESIGN-NOTES.md. */
+	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY);
 	evhttp_set_max_headers_size(ctx->http, SRV_MAX_HEADERS);
 	evhttp_set_timeout(ctx->http, (int)(cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : SRV_IDLE_TIMEOUT_S));
 	evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |

@@ -18,10 +18,10 @@
 #include "srv_limit.h"
 #include "ts_err.h"
 
-#define SRV_MAX_BODY (1 << 20)      /* bytes, plain or inflated */
-/* evhttp drops bodies over this itself (a bare 413); between SRV_MAX_BODY and this we answer a
- * JSON 413, since libevent 2.1 has no hook to shape its own errors. */
-#define SRV_MAX_BODY_HARD (8 << 20)
+/* Bytes of a request body, both as sent (gzipped or not) and inflated. evhttp refuses a body
+ * announced or chunked over it with its own bare 413 before reading it (libevent 2.1 has no hook
+ * to shape its errors); a gzip body that inflates over it gets the JSON 413. */
+#define SRV_MAX_BODY (1 << 20)
 #define SRV_MAX_HEADERS 16384       /* bytes of request headers */
 #define SRV_GZIP_MIN 1024           /* replies smaller than this go uncompressed */
 #define SRV_IDLE_TIMEOUT_S 60

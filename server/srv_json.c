@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ts_util.h"
+
 static const char *const type_names[] = {
 	[F_INT] = "an integer",
 	[F_NUM] = "a number",
@@ -11,7 +13,13 @@ static const char *const type_names[] = {
 	[F_OBJ] = "an object",
 	[F_ARR] = "an array",
 	[F_BOOL] = "true or false",
+	[F_TEXT] = "a string",
 };
+
+const char *srv_json_quote(const char *s, char out[SRV_QUOTE_MAX])
+{
+	return ts_escape_ctrl(s, out, SRV_QUOTE_MAX);
+}
 
 static int json_type_ok(const json_t *v, enum srv_ftype t)
 {
@@ -21,6 +29,7 @@ static int json_type_ok(const json_t *v, enum srv_ftype t)
 	case F_NUM:
 		return json_is_number(v);
 	case F_STR:
+	case F_TEXT:
 		return json_is_string(v);
 	case F_OBJ:
 		return json_is_object(v);
@@ -46,7 +55,8 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 		for (i = 0; i < n && strcmp(fields[i].name, key) != 0; i++)
 			;
 		if (i == n) {
-			snprintf(why, whylen, "unknown field '%.64s'", key);
+			char q[SRV_QUOTE_MAX];
+			snprintf(why, whylen, "unknown field '%s'", srv_json_quote(key, q));
 			return TS_ERR_BAD_REQUEST;
 		}
 	}
@@ -73,9 +83,14 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 			x = json_number_value(v);
 			break;
 		case F_STR:
+		case F_TEXT:
 			x = (double)json_string_length(v);
 			if (strlen(json_string_value(v)) != json_string_length(v)) {
 				snprintf(why, whylen, "'%s' must not contain NUL", f->name);
+				return TS_ERR_BAD_REQUEST;
+			}
+			if (f->type == F_TEXT && !ts_utf8_printable(json_string_value(v))) {
+				snprintf(why, whylen, "'%s' must not contain control characters", f->name);
 				return TS_ERR_BAD_REQUEST;
 			}
 			break;
@@ -86,9 +101,9 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 			continue;
 		}
 		if (!isfinite(x) || x < f->min || x > f->max) {
-			if (f->type == F_STR || f->type == F_ARR)
+			if (f->type == F_STR || f->type == F_TEXT || f->type == F_ARR)
 				snprintf(why, whylen, "'%s' must have %.0f to %.0f %s", f->name, f->min,
-					 f->max, f->type == F_STR ? "characters" : "elements");
+					 f->max, f->type == F_ARR ? "elements" : "characters");
 			else
 				snprintf(why, whylen, "'%s' must be from %.15g to %.15g", f->name, f->min,
 					 f->max);
@@ -103,8 +118,10 @@ ts_err srv_json_parse_body(const char *buf, size_t len, json_t **out, char *why,
 	json_error_t err;
 	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
 	if (!j) {
-		snprintf(why, whylen, "malformed JSON: %s (line %d, column %d)", err.text, err.line,
-			 err.column);
+		/* jansson's text quotes the input near the error: escape it like any echo. */
+		char text[sizeof(err.text)];
+		snprintf(why, whylen, "malformed JSON: %s (line %d, column %d)",
+			 ts_escape_ctrl(err.text, text, sizeof(text)), err.line, err.column);
 		return TS_ERR_BAD_REQUEST;
 	}
 	if (!json_is_object(j)) {
@@ -135,8 +152,15 @@ ts_err srv_json_rates(const json_t *rates, char **out, char *why, size_t whylen)
 	}
 	json_object_foreach((json_t *)rates, key, val) {
 		double v = json_is_number(val) ? json_number_value(val) : -1;
-		if (strlen(key) < 1 || strlen(key) > 64 || !(v > 0 && v <= 1e15)) {
-			snprintf(why, whylen, "rates['%.64s'] must be a number of indices per second in (0, 1e15]", key);
+		char q[SRV_QUOTE_MAX];
+		if (strlen(key) < 1 || strlen(key) > 64 || !ts_utf8_printable(key)) {
+			snprintf(why, whylen, "rates['%s']: a kernel name has 1 to 64 bytes and no control "
+				 "characters", srv_json_quote(key, q));
+			return TS_ERR_BAD_REQUEST;
+		}
+		if (!(v > 0 && v <= 1e15)) {
+			snprintf(why, whylen, "rates['%s'] must be a number of indices per second in (0, 1e15]",
+				 srv_json_quote(key, q));
 			return TS_ERR_BAD_REQUEST;
 		}
 	}

@@ -12,18 +12,27 @@
 
 #include "ts_err.h"
 
-enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL };
+/* F_TEXT: a string without control characters (C0, DEL, C1), for names and other text that
+ * reaches logs, pages and terminals; F_STR takes any string but NUL (passwords). */
+enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL, F_TEXT };
 
 typedef struct srv_field {
 	const char *name;
 	enum srv_ftype type;
 	int required;
-	double min, max; /* F_INT, F_NUM: value range; F_STR, F_ARR: length range */
+	double min, max; /* F_INT, F_NUM: value range; F_STR, F_TEXT, F_ARR: length range */
 } srv_field;
 
-/* Checks obj against the fields; on error writes why and returns TS_ERR_BAD_REQUEST. */
+/* Checks obj against the fields; on error writes why and returns TS_ERR_BAD_REQUEST. A message
+ * that quotes the request (an unknown field's name) quotes at most 64 bytes of it, cut on a
+ * character boundary, with control characters escaped (ts_escape_ctrl): why is always valid
+ * UTF-8 and printable. */
 ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char *why,
 		      size_t whylen);
+
+/* Quotes user input for a message: at most 64 bytes of s, escaped as ts_escape_ctrl does. */
+#define SRV_QUOTE_MAX 65
+const char *srv_json_quote(const char *s, char out[SRV_QUOTE_MAX]);
 
 /* Parses a request body: must be one JSON object, no duplicate keys. */
 ts_err srv_json_parse_body(const char *buf, size_t len, json_t **out, char *why, size_t whylen);

@@ -100,8 +100,10 @@ ts_err srv_store_work_job(srv_db *db, srv_job_cache *c, int64_t id, int64_t now,
 	char why[200] = "";
 	j->k = kern_find(j->row.kernel);
 	j->params = j->row.params ? json_loads(j->row.params, 0, NULL) : NULL;
+	char name[4 * sizeof(j->row.kernel)];
 	if (!j->k)
-		snprintf(why, sizeof(why), "this server has no kernel '%.60s'", j->row.kernel);
+		snprintf(why, sizeof(why), "this server has no kernel '%.60s'",
+			 ts_escape_ctrl(j->row.kernel, name, sizeof(name)));
 	else if (!j->params)
 		snprintf(why, sizeof(why), "the job's params are unreadable");
 	else if (j->k->parse(j->params, &j->args, why, sizeof(why)))

@@ -72,7 +72,7 @@ static int name_ok(const char *name)
 ts_err api_user_add(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"username", F_STR, 1, 1, 64},
+		{"username", F_TEXT, 1, 1, 64},
 		{"password", F_STR, 1, 8, 1024},
 		{"role", F_STR, 0, 4, 5},
 	};
@@ -104,8 +104,11 @@ ts_err api_user_add(srv_ctx *ctx, srv_req *r)
 		snprintf(r->why, sizeof(r->why), "user '%s' exists", name);
 	if (result)
 		return result;
-	if (!ctx->quiet)
-		fprintf(stderr, "user %s (%s) added by %s\n", name, role, r->who.name);
+	if (!ctx->quiet) {
+		char by[4 * sizeof(r->who.name)];
+		fprintf(stderr, "user %s (%s) added by %s\n", name, role,
+			ts_escape_ctrl(r->who.name, by, sizeof(by)));
+	}
 	r->status = 201;
 	return user_reply(ctx, r, sqlite3_last_insert_rowid(srv_db_handle(ctx->db)));
 }
@@ -243,7 +246,7 @@ ts_err api_token_list(srv_ctx *ctx, srv_req *r)
 ts_err api_token_create(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
-		{"name", F_STR, 1, 1, 64},
+		{"name", F_TEXT, 1, 1, 64}, /* listed to its owner: no control characters */
 		{"ttl_s", F_INT, 0, 60, TOKEN_TTL_MAX_S},
 	};
 	char token[TS_TOKEN_MAX];

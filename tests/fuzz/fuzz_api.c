@@ -1,7 +1,8 @@
 /* libFuzzer target: any route, any caller, any body (plain or gzip) through the server's real
  * request core (routing, auth, body caps, inflate, JSON validation, handlers) on an in-memory
- * store. Invariants: no crash, no 5xx, every error is a JSON error, and a refused request
- * changes nothing in the store. Input: [route][caller|gzip][id] body... */
+ * store. Invariants: no crash, no 5xx, every error is a JSON error with a printable message
+ * (valid UTF-8, no control characters), and a refused request changes nothing in the store.
+ * Input: [route][caller|gzip][id] body... */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,8 +105,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (r.status >= 400) {
 		json_t *err = json_object_get(r.reply, "error");
-		if (!json_is_string(json_object_get(err, "code")) || !json_is_string(json_object_get(err, "message")))
+		const char *msg = json_string_value(json_object_get(err, "message"));
+		if (!json_is_string(json_object_get(err, "code")) || !msg || !*msg)
 			abort();
+		if (!ts_utf8_printable(msg)) {
+			fprintf(stderr, "%s: %d with control characters in the message\n", path, r.status);
+			abort();
+		}
 		if (changed) {
 			fprintf(stderr, "%s answered %d but changed the store\n", path, r.status);
 			abort();
