@@ -331,6 +331,7 @@ Test(integrity, caught_liar_is_rechecked, .init = setup, .fini = teardown, .time
 	struct unit t;
 	cr_assert_eq(fetch(liar, 1, &t), 1);
 	cr_assert_eq(t.job, trap);
+	report(liar, &t, 0); /* judged once another volunteer reports */
 	/* Trusted, it gets single replicas of an adaptive job and lies on every one (the job keeps a
 	 * unit not handed out yet, so it is still running whatever the spot checks). */
 	int64_t adaptive = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":41000,\"seed\":2},"
@@ -346,7 +347,6 @@ Test(integrity, caught_liar_is_rechecked, .init = setup, .fini = teardown, .time
 	int64_t singles = th_db_int(&srv, "SELECT count(*) FROM units WHERE job_id = 3 AND state = 2");
 	cr_assert_gt(singles, 0, "no single replicas to recheck");
 	/* It is caught on the checked unit. */
-	report(liar, &t, 0);
 	struct unit hu[64];
 	int nh1 = fetch(h1, 64, hu);
 	for (int i = 0; i < nh1; i++)
@@ -359,8 +359,9 @@ Test(integrity, caught_liar_is_rechecked, .init = setup, .fini = teardown, .time
 			report(h2, &h2u[i], true_hits(&h2u[i]));
 	expect_job_state(trap, "done");
 	cr_expect_eq(th_db_int(&srv, "SELECT streak FROM nodes WHERE name = 'liar'"), 0);
-	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM units WHERE job_id = 3 AND quorum = 1"), 0,
-		     "the liar's single results were not reopened");
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM units u JOIN replicas r ON r.unit_id = u.id"
+				     " JOIN nodes n ON n.id = r.node_id WHERE u.job_id = 3 AND u.quorum = 1"
+				     " AND n.name = 'liar'"), 0, "the liar's single results were not reopened");
 	/* The honest nodes finish the adaptive job: its answer is exact. */
 	for (int i = 0; i < nh1; i++)
 		if (hu[i].job == adaptive)
