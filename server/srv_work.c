@@ -561,7 +561,7 @@ static ts_err report_one(srv_db *db, struct job_cache *c, srv_req *r, const json
 		*reason = "malformed result for this kernel";
 		return TS_OK;
 	}
-	if (!j->k->partial_plausible(&p, u.count)) {
+	if (!kern_partial_plausible(j->k, j->params, u.start, u.count, &p)) {
 		*reason = "impossible result for this unit";
 		return TS_OK;
 	}
