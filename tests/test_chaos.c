@@ -98,10 +98,11 @@ static void lost_node_kill(struct lost_node *l, pid_t *pid)
 	snprintf(sql, sizeof(sql), "SELECT unit_id FROM replicas WHERE node_id = %lld AND state = 1"
 		 " ORDER BY unit_id", (long long)l->id);
 	size_t n = th_db_ints(&srv, sql, held, TS_ARRAY_LEN(held)), len = 0;
-	l->held = n < TS_ARRAY_LEN(held) ? n : TS_ARRAY_LEN(held);
-	for (size_t i = 0; i < l->held && len + 24 < sizeof(l->in); i++)
-		len += (size_t)snprintf(l->in + len, sizeof(l->in) - len, "%s%lld", i ? "," : "(",
-					(long long)held[i]);
+	if (n > TS_ARRAY_LEN(held))
+		n = TS_ARRAY_LEN(held);
+	for (l->held = 0; l->held < n && len + 24 < sizeof(l->in); l->held++)
+		len += (size_t)snprintf(l->in + len, sizeof(l->in) - len, "%s%lld", l->held ? "," : "(",
+					(long long)held[l->held]);
 	snprintf(l->in + len, sizeof(l->in) - len, ")");
 	l->phase = l->held ? LOST_DOWN : LOST_WAIT_LEASES;
 }
