@@ -189,7 +189,8 @@ static int cz_beats(uint64_t n, uint64_t steps, uint64_t x)
 	return kern_collatz_steps(x, &s) == TS_OK && (steps > s || (steps == s && n <= x));
 }
 
-static int cz_plausible(const kern_args *args, uint64_t start, uint64_t count, const kern_partial *p)
+static int cz_plausible(const kern_args *args, uint64_t start, uint64_t count,
+			const kern_partial *p)
 {
 	/* The record holder is a number of the unit, with its own step count, and it beats the
 	 * unit's first and last numbers. Three paths of a few hundred steps each. */

@@ -433,7 +433,8 @@ static uint64_t pc_coprime6_below(uint64_t x)
 	return 2 * (x / 6) + (x % 6 >= 2);
 }
 
-static int pc_plausible(const kern_args *args, uint64_t start, uint64_t count, const kern_partial *p)
+static int pc_plausible(const kern_args *args, uint64_t start, uint64_t count,
+			const kern_partial *p)
 {
 	const uint64_t lo = args->from + start, hi = lo + count;
 	/* At most: the numbers coprime to 6 (1 aside), and 2 and 3 where the range has them. */
