@@ -396,8 +396,18 @@ static size_t node_compute_all(struct node_ctx *c, const json_t *units, size_t *
 		json_t *item = NULL;
 		if (*c->stop)
 			break;
+		double t0 = ts_mono();
 		ts_err e = cl_node_compute(unit, c->o->runner, c->o->threads,
 					   (const volatile int *)c->stop, &item, why, sizeof(why));
+		if (e == TS_OK && c->o->max_rate > 0) {
+			double count = (double)json_integer_value(json_object_get(unit, "count"));
+			node_sleep(c, t0 + count / c->o->max_rate - ts_mono());
+			if (*c->stop) { /* held, not done: the lease comes back on restart */
+				json_decref(item);
+				item = NULL;
+				e = TS_ERR_UNAVAILABLE;
+			}
+		}
 		if (e == TS_ERR_UNAVAILABLE && *c->stop)
 			break;
 		if (e) {

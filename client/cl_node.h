@@ -42,6 +42,8 @@ typedef struct cl_node_opts {
 	int max_units;                /* units asked per fetch, 1..CL_NODE_MAX_UNITS */
 	double seconds;               /* work asked per fetch, by the node's rates; 0: not asked */
 	double heartbeat_s;           /* heartbeat period while computing; 0: none */
+	double max_rate;              /* indices/s: a unit is held until count / max_rate s after
+				       * it began (tests force long units with it); 0: no cap */
 	const json_t *rates;          /* sent with a heartbeat before the first fetch; may be NULL */
 	const cl_node_runner *runner; /* NULL: kern_run here */
 	FILE *log;                    /* one line per unit, or NULL for none */

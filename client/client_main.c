@@ -331,7 +331,7 @@ static int cmd_run(int argc, char **argv)
 		{"seconds", required_argument, NULL, 'S'},   {"heartbeat", required_argument, NULL, 'H'},
 		{"no-bench", no_argument, NULL, 'B'},	     {"mpi", no_argument, NULL, 'M'},
 		{"quiet", no_argument, NULL, 'q'},	     {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"max-rate", required_argument, NULL, 'R'},  {NULL, 0, NULL, 0},
 	};
 	const char *state_opt = NULL;
 	int threads = 0, share = 100, heartbeat = CL_BEAT_DEFAULT_S, bench = 1, use_mpi = 0;
@@ -339,7 +339,7 @@ static int cmd_run(int argc, char **argv)
 	char dir[CL_STATE_PATH_MAX], why[256];
 	cl_node_opts o = {.max_units = DEFAULT_MAX_UNITS, .seconds = DEFAULT_SECONDS};
 	cl_mpi *mpi = NULL;
-	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:BMqh", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:R:BMqh", opts, opt) {
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 't':
@@ -360,6 +360,10 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'H':
 			if ((rc = cl_args_int_opt("--heartbeat", optarg, CL_BEAT_MIN_S, CL_BEAT_MAX_S, &heartbeat)))
+				return rc;
+			break;
+		case 'R':
+			if ((rc = cl_args_double_opt("--max-rate", optarg, 1, 1e18, &o.max_rate)))
 				return rc;
 			break;
 		case 'B': bench = 0; break;
@@ -484,7 +488,7 @@ static const cl_args_cmd commands[] = {
 	 "  --no-bench    enroll without measuring the node's speed\n"},
 	{"run", cmd_run,
 	 "run [--state DIR] [--threads N | --cpu-share P] [--seconds S] [--max-units K] "
-	 "[--heartbeat S] [--no-bench] [--mpi] [--quiet]",
+	 "[--heartbeat S] [--no-bench] [--mpi] [--quiet] [--max-rate R]",
 	 "\nFetches work units, computes them and reports the results until SIGINT or\n"
 	 "SIGTERM. Network errors are retried with backoff; finished results are kept in\n"
 	 "DIR/pending.json until the server has them. At start the node measures its\n"
@@ -503,7 +507,10 @@ static const cl_args_cmd commands[] = {
 	 "  --mpi           run under mpirun as one node: rank 0 talks to the server,\n"
 	 "                  every rank computes a slice of each unit\n"
 	 "                  (mpirun -np N tessera-client run --mpi)\n"
-	 "  --quiet         no line per unit\n"},
+	 "  --quiet         no line per unit\n"
+	 "  --max-rate R    at most R indices a second: each unit is reported no sooner\n"
+	 "                  than count / R seconds after it began (for tests that need\n"
+	 "                  a unit to outlast a timeout whatever the machine's speed)\n"},
 	{"bench", cmd_bench, "bench [--kernel K] [--threads N] [--seconds S] [--json]",
 	 "\nMeasures how fast this machine runs each kernel.\n\n"
 	 "  --kernel K    only this kernel\n"

@@ -150,38 +150,58 @@ out:
 	return result;
 }
 
+/* Temp file next to path, written, fchmod'ed and fsync'ed, renamed over path, then the directory
+ * fsync'ed so that the rename itself survives a crash. On failure before the rename path is
+ * untouched and the temp file removed; a failed directory fsync (after the rename, so path holds
+ * the new contents) is TS_ERR_IO too, except EINVAL: a file system that cannot sync
+ * directories. Every descriptor is closed on every path. */
 ts_err ts_write_file(const char *path, const void *data, size_t len, unsigned mode)
 {
-	char tmp[4200];
+	char tmp[4200], dir[4200];
+	const char *slash = strrchr(path, '/');
+	ts_err result = TS_ERR_IO;
+	int fd = -1, dfd = -1, made = 0;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
 		return TS_ERR_BAD_REQUEST;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
-		return TS_ERR_IO;
+		goto out;
+	made = 1;
 	const char *p = data;
 	size_t left = len;
 	while (left > 0) {
 		ssize_t w = write(fd, p, left);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0) {
-			close(fd);
-			unlink(tmp);
-			return TS_ERR_IO;
-		}
+		if (w <= 0)
+			goto out;
 		p += w;
 		left -= (size_t)w;
 	}
 	/* fchmod: the umask may have narrowed or the file may have existed with another mode. */
-	if (fchmod(fd, mode) != 0 || fsync(fd) != 0 || close(fd) != 0) {
+	if (fchmod(fd, mode) != 0 || fsync(fd) != 0)
+		goto out;
+	int closed = close(fd);
+	fd = -1;
+	if (closed != 0 || rename(tmp, path) != 0)
+		goto out;
+	made = 0;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL))
+		goto out;
+	result = TS_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (made)
 		unlink(tmp);
-		return TS_ERR_IO;
-	}
-	if (rename(tmp, path) != 0) {
-		unlink(tmp);
-		return TS_ERR_IO;
-	}
-	return TS_OK;
+	return result;
 }
 
 int ts_parse_u64(const char *s, uint64_t *out)

@@ -33,6 +33,18 @@ const kern *const *kern_table(void)
 	return kern_rows;
 }
 
+int kern_partial_plausible(const kern *k, const json_t *params, uint64_t start, uint64_t count,
+			   const kern_partial *p)
+{
+	kern_args args;
+	char why[200];
+	if (k->parse(params, &args, why, sizeof(why)) != TS_OK)
+		return 0;
+	if (count > args.space || start > args.space - count)
+		return 0;
+	return k->partial_plausible(&args, start, count, p);
+}
+
 ts_err kern_params_only(const json_t *params, const char *kernel, const char *const *keys, char *why,
 			size_t whylen)
 {

@@ -40,8 +40,12 @@ typedef struct kern {
 	/* The wire form of a partial ({"hits": H}) and back (TS_ERR_BAD_REQUEST if malformed). */
 	json_t *(*partial_to_json)(const kern_partial *p);
 	ts_err (*partial_from_json)(const json_t *j, kern_partial *p);
-	/* Checks a reported partial is possible for a range (pi: hits <= count). */
-	int (*partial_plausible)(const kern_partial *p, uint64_t count);
+	/* Whether a reported partial is possible for the unit [start, start+count) of a job with
+	 * these args (pi: hits <= count; collatz: n inside the unit, with n's own steps). The unit
+	 * lies inside [0, args->space) (kern_partial_plausible checks that). Cheap, a few
+	 * microseconds: the server runs it on its event loop for every result. */
+	int (*partial_plausible)(const kern_args *args, uint64_t start, uint64_t count,
+				 const kern_partial *p);
 	/* The job's result JSON from the combined partial of the whole space. */
 	json_t *(*finalize)(const kern_args *args, const kern_partial *total);
 	uint64_t default_unit; /* indices per unit when the user gives no size */
@@ -62,6 +66,12 @@ kern_partial kern_count_zero(void);
 void kern_count_combine(kern_partial *acc, const kern_partial *p);
 json_t *kern_count_to_json(const char *name, const kern_partial *p);
 ts_err kern_count_from_json(const char *name, const json_t *j, kern_partial *p);
+
+/* The server's check of a reported partial p for the unit [start, start+count) of a job of
+ * kernel k with these params: 1 if the params parse, the unit lies inside the job's index space
+ * and k's partial_plausible accepts p; else 0. */
+int kern_partial_plausible(const kern *k, const json_t *params, uint64_t start, uint64_t count,
+			   const kern_partial *p);
 
 /* The kernel of that name, or NULL. */
 const kern *kern_find(const char *name);

@@ -182,10 +182,25 @@ static ts_err cz_partial_from_json(const json_t *j, kern_partial *p)
 	return TS_OK;
 }
 
-static int cz_plausible(const kern_partial *p, uint64_t count)
+/* Whether n (with `steps`) beats x as a record: more steps, or as many and n <= x. */
+static int cz_beats(uint64_t n, uint64_t steps, uint64_t x)
 {
-	/* Which n the unit covers is not known here; a unit always has one. */
-	return p->v[0] >= 1 && p->v[1] <= CZ_MAX_STEPS;
+	uint64_t s;
+	return kern_collatz_steps(x, &s) == TS_OK && (steps > s || (steps == s && n <= x));
+}
+
+static int cz_plausible(const kern_args *args, uint64_t start, uint64_t count,
+			const kern_partial *p)
+{
+	/* The record holder is a number of the unit, with its own step count, and it beats the
+	 * unit's first and last numbers. Three paths of a few hundred steps each. */
+	const uint64_t lo = args->from + start, hi = lo + count, n = p->v[0], steps = p->v[1];
+	uint64_t s;
+	if (count == 0 || n < lo || n >= hi || steps > CZ_MAX_STEPS)
+		return 0;
+	if (kern_collatz_steps(n, &s) != TS_OK || s != steps)
+		return 0;
+	return cz_beats(n, steps, lo) && cz_beats(n, steps, hi - 1);
 }
 
 static json_t *cz_finalize(const kern_args *args, const kern_partial *total)

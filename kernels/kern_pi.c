@@ -59,8 +59,10 @@ static ts_err pi_partial_from_json(const json_t *j, kern_partial *p)
 	return kern_count_from_json("hits", j, p);
 }
 
-static int pi_plausible(const kern_partial *p, uint64_t count)
+static int pi_plausible(const kern_args *args, uint64_t start, uint64_t count,
+			const kern_partial *p)
 {
+	/* Any number of hits from 0 to count can happen. */
 	return p->v[0] <= count;
 }
 

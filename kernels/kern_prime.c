@@ -427,10 +427,23 @@ static ts_err pc_partial_from_json(const json_t *j, kern_partial *p)
 	return kern_count_from_json("count", j, p);
 }
 
-static int pc_plausible(const kern_partial *p, uint64_t count)
+/* Numbers n in [0, x) with n mod 6 = 1 or 5. */
+static uint64_t pc_coprime6_below(uint64_t x)
 {
-	/* Of count consecutive numbers at most count/3 + 1 are coprime to 6; 2 and 3 add two. */
-	return p->v[0] <= count / 3 + 3;
+	return 2 * (x / 6) + (x % 6 >= 2);
+}
+
+static int pc_plausible(const kern_args *args, uint64_t start, uint64_t count,
+			const kern_partial *p)
+{
+	const uint64_t lo = args->from + start, hi = lo + count;
+	/* At most: the numbers coprime to 6 (1 aside), and 2 and 3 where the range has them. */
+	uint64_t most = pc_coprime6_below(hi) - pc_coprime6_below(lo);
+	most -= lo <= 1 && 1 < hi;
+	most += (lo <= 2 && 2 < hi) + (lo <= 3 && 3 < hi);
+	/* At least one where the range holds 2, or (lo, 2 lo) for lo >= 2: Bertrand's postulate. */
+	uint64_t least = lo >= 2 ? 2 * lo <= hi : hi > 2;
+	return p->v[0] <= most && p->v[0] >= least;
 }
 
 static json_t *pc_finalize(const kern_args *args, const kern_partial *total)

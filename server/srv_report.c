@@ -266,7 +266,7 @@ static ts_err report_one(srv_db *db, srv_job_cache *c, srv_req *r, const json_t 
 		*reason = "malformed result for this kernel";
 		return TS_OK;
 	}
-	if (!j->k->partial_plausible(&p, u.count)) {
+	if (!j->k->partial_plausible(&j->args, u.start, u.count, &p)) { /* args parsed once per job */
 		*reason = "impossible result for this unit";
 		return TS_OK;
 	}

@@ -42,12 +42,14 @@ static pid_t start_client(int i, const char *state)
 	return th_spawn(argv, NULL, log);
 }
 
+/* Each client is its own volunteer (its own enrollment token), so replicas of a unit may go to
+ * any two of them (nodes of one volunteer never share a unit). */
 static void enroll_clients(int n, char state[][400])
 {
 	char token[160], out[2048];
-	th_enroll_token(&srv, n, token, sizeof(token));
 	for (int i = 0; i < n; i++) {
 		char name[16];
+		th_enroll_token(&srv, 1, token, sizeof(token));
 		snprintf(state[i], 400, "%s/client%d", srv.dir, i);
 		snprintf(name, sizeof(name), "client-%d", i);
 		char *argv[] = {(char *)th_bin("tessera-client"), "enroll", srv.url, token, "--state", state[i],
@@ -71,6 +73,58 @@ static double job_progress(int64_t id, char *state, size_t cap)
 	return p;
 }
 
+/* The lost node of the chaos run: client 0, killed while it holds leases and kept down until
+ * every unit it held and did not report went to another node. */
+enum lost_phase { LOST_WAIT_LEASES, LOST_DOWN, LOST_DONE };
+
+struct lost_node {
+	enum lost_phase phase;
+	int64_t id;
+	char in[4096]; /* "(u1,u2,...)": the units it held when it was killed */
+	size_t held, reissued;
+};
+
+/* Kills client 0 if the store shows it holding leases and notes which; back to waiting (and
+ * restarted) if it reported them all in between. */
+static void lost_node_kill(struct lost_node *l, pid_t *pid)
+{
+	char sql[160];
+	int64_t held[400];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM replicas WHERE node_id = %lld AND state = 1",
+		 (long long)l->id);
+	if (!*pid || th_db_int(&srv, sql) == 0)
+		return;
+	kill(*pid, SIGKILL);
+	th_proc_stop(*pid, 5);
+	*pid = 0;
+	snprintf(sql, sizeof(sql), "SELECT unit_id FROM replicas WHERE node_id = %lld AND state = 1"
+		 " ORDER BY unit_id", (long long)l->id);
+	size_t n = th_db_ints(&srv, sql, held, TS_ARRAY_LEN(held)), len = 0;
+	if (n > TS_ARRAY_LEN(held))
+		n = TS_ARRAY_LEN(held);
+	for (l->held = 0; l->held < n && len + 24 < sizeof(l->in); l->held++)
+		len += (size_t)snprintf(l->in + len, sizeof(l->in) - len, "%s%lld", l->held ? "," : "(",
+					(long long)held[l->held]);
+	snprintf(l->in + len, sizeof(l->in) - len, ")");
+	l->phase = l->held ? LOST_DOWN : LOST_WAIT_LEASES;
+}
+
+/* Whether every unit client 0 held went to another node, those it reported (in flight when it
+ * was killed) aside. Some must have. */
+static int lost_node_reissued(struct lost_node *l)
+{
+	char sql[4600];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM replicas r WHERE r.node_id = %lld AND r.unit_id IN %s"
+		 " AND r.state != 2 AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.unit_id = r.unit_id"
+		 " AND o.node_id != r.node_id)", (long long)l->id, l->in);
+	if (th_db_int(&srv, sql) > 0)
+		return 0;
+	snprintf(sql, sizeof(sql), "SELECT count(DISTINCT unit_id) FROM replicas WHERE node_id != %lld"
+		 " AND unit_id IN %s", (long long)l->id, l->in);
+	l->reissued = (size_t)th_db_int(&srv, sql);
+	return 1;
+}
+
 Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .fini = teardown, .timeout = 400)
 {
 	const uint64_t samples = 8000000000ULL, seed = 11;
@@ -83,6 +137,8 @@ Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .f
 	cr_assert_eq(kern_run(kern_find("montecarlo_pi"), &args, 0, samples, 0, &expect, NULL), TS_OK);
 
 	enroll_clients(CLIENTS, state);
+	struct lost_node lost = {.phase = LOST_WAIT_LEASES,
+				 .id = th_db_int(&srv, "SELECT id FROM nodes WHERE name = 'client-0'")};
 	for (int i = 0; i < CLIENTS; i++)
 		pids[i] = start_client(i, state[i]);
 	snprintf(body, sizeof(body), "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":%llu,\"seed\":%llu},"
@@ -104,16 +160,26 @@ Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .f
 			th_server_restart(&srv);
 			continue;
 		}
+		/* Client 0 is lost for sure once: killed while it holds leases, and kept down until
+		 * they went to other nodes (past the node timeout and a sweep). The job cannot end
+		 * before that: those units are not done until another node does them. */
+		if (lost.phase == LOST_WAIT_LEASES) {
+			lost_node_kill(&lost, &pids[0]);
+			outages += lost.phase == LOST_DOWN;
+		} else if (lost.phase == LOST_DOWN && lost_node_reissued(&lost)) {
+			lost.phase = LOST_DONE;
+			restart_at[0] = ts_mono();
+		}
 		for (int i = 0; i < CLIENTS; i++) {
-			if (!pids[i] && ts_mono() >= restart_at[i])
+			if (!pids[i] && ts_mono() >= restart_at[i] && (i || lost.phase != LOST_DOWN))
 				pids[i] = start_client(i, state[i]);
 		}
 		/* Kill a random client mid-unit; it comes back with the same state dir, mostly at
-		 * once, sometimes only after the node timeout so its leases go to other nodes. */
+		 * once, sometimes only after the node timeout so its leases may go to other nodes. */
 		sleep_s(0.1 + (rand_r(&rng) % 500) / 1000.0);
 		int victim = rand_r(&rng) % CLIENTS;
-		if (!pids[victim])
-			continue;
+		if (!pids[victim] || (victim == 0 && lost.phase == LOST_WAIT_LEASES))
+			continue; /* client 0 is left to get leases for its own outage */
 		kill(pids[victim], SIGKILL);
 		th_proc_stop(pids[victim], 5);
 		pids[victim] = 0;
@@ -145,10 +211,15 @@ Test(chaos, kills_of_clients_and_server_keep_the_answer_exact, .init = setup, .f
 	cr_expect_geq(server_kills, 2, "the server was killed only %d times", server_kills);
 	cr_expect_gt(client_kills, 0);
 	cr_expect_gt(outages, 0, "no client stayed down past the node timeout");
+	cr_expect_eq(lost.phase, LOST_DONE, "client 0 was never lost holding leases (%zu held)", lost.held);
+	cr_expect_gt(lost.reissued, 0, "none of the %zu units of the lost node went to another node",
+		     lost.held);
 	cr_expect_gt(replicas, units, "no unit of a lost node went to another node");
-	fprintf(stderr, "chaos: %d client kills (%d past the node timeout), %d server kills survived; %lld replicas for %d units "
+	fprintf(stderr, "chaos: %d client kills (%d past the node timeout), %d server kills survived; the lost node's "
+		"%zu units of %zu went to others; %lld replicas for %d units "
 		"(%lld reissued to another node, %lld handed back to a restarted node); hits %llu == "
-		"expected %llu\n", client_kills, outages, server_kills, (long long)replicas, units,
+		"expected %llu\n", client_kills, outages, server_kills, lost.reissued, lost.held,
+		(long long)replicas, units,
 		(long long)(replicas - units), (long long)resent, (unsigned long long)hits,
 		(unsigned long long)expect.v[0]);
 }

@@ -217,11 +217,11 @@ static int log_has(const char *path, const char *needle)
 	return found;
 }
 
-/* Runs one client on a one-unit job of the given size until the job is done; returns how many
- * leases the unit's replica had, whether the server released a lease of a lost node, and the
- * seconds the client computed. */
-static void run_long_unit(const char *name, const char *heartbeat, double samples, int64_t *leases,
-			  int *released, double *compute_s)
+/* Runs one client on a one-unit job of the given size, held for samples / max_rate seconds
+ * (--max-rate), until the job is done; returns how many leases the unit's replica had, whether
+ * the server released a lease of a lost node, and the seconds the server saw the lease held. */
+static void run_long_unit(const char *name, const char *heartbeat, double samples,
+			  const char *max_rate, int64_t *leases, int *released, int64_t *held_s)
 {
 	char token[160], state[400], log[400], out[4096], body[256], srvlog[400];
 	snprintf(state, sizeof(state), "%s/%s", srv.dir, name);
@@ -235,41 +235,48 @@ static void run_long_unit(const char *name, const char *heartbeat, double sample
 		 "\"seed\":5},\"units\":1}", samples);
 	int64_t job = th_submit(&srv, body);
 	char *run[] = {(char *)th_bin("tessera-client"), "run", "--state", state, "--threads", "1",
-		       "--no-bench", "--heartbeat", (char *)heartbeat, NULL};
+		       "--no-bench", "--heartbeat", (char *)heartbeat, "--max-rate", (char *)max_rate,
+		       NULL};
 	pid_t pid = th_spawn(run, NULL, log);
-	json_t *j = th_wait_job(&srv, job, 50);
+	json_t *j = th_wait_job(&srv, job, 90);
 	cr_assert(j, "the job did not finish");
 	cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "done");
-	*compute_s = json_number_value(json_object_get(j, "compute_s"));
 	json_decref(j);
 	cr_expect_eq(th_proc_stop(pid, 10), 0, "client did not stop cleanly on SIGTERM");
-	char sql[160];
+	char sql[200];
 	snprintf(sql, sizeof(sql), "SELECT max(leases) FROM replicas r JOIN units u ON u.id = r.unit_id"
 		 " WHERE u.job_id = %lld", (long long)job);
 	*leases = th_db_int(&srv, sql);
+	snprintf(sql, sizeof(sql), "SELECT max(reported_at - issued_at) FROM replicas r JOIN units u"
+		 " ON u.id = r.unit_id WHERE u.job_id = %lld", (long long)job);
+	*held_s = th_db_int(&srv, sql);
 	*released = log_has(srvlog, "leases of lost nodes");
 }
 
-Test(heartbeat, keeps_a_unit_longer_than_the_node_timeout, .init = srv_start, .fini = srv_stop,
-     .timeout = 120)
+/* A 4 s node timeout: a 1 s heartbeat has 3 s to spare however loaded the machine; a silent
+ * node is lost within 7 s (the timeout, a second of whole-second clocks, a 2 s sweep). */
+static void srv_start_beat(void)
 {
-	/* About 6 s of work on one thread, from this machine's own speed; the server calls a node
-	 * lost after 2 to 3 silent seconds. */
-	cl_bench_result r;
-	char why[256];
-	cr_assert_eq(cl_bench_kernel(kern_find("montecarlo_pi"), 1, 0.3, &r, why, sizeof(why)), TS_OK);
-	double samples = r.rate * 6 > 1e6 ? r.rate * 6 : 1e6, compute_s = 0;
-	int64_t leases = 0;
+	th_server_start_timeout(&srv, 4);
+}
+
+Test(heartbeat, keeps_a_unit_longer_than_the_node_timeout, .init = srv_start_beat,
+     .fini = srv_stop, .timeout = 120)
+{
+	/* 10^6 samples at --max-rate 10^5: the client holds the unit 10 s whatever its speed, past
+	 * the 7 s in which a silent node is lost. */
+	int64_t leases = 0, held_s = 0;
 	int released = 0;
-	run_long_unit("beating", "1", samples, &leases, &released, &compute_s);
-	cr_assert_gt(compute_s, 3.5, "the unit took %.1f s: too short to prove anything", compute_s);
+	run_long_unit("beating", "1", 1e6, "1e5", &leases, &released, &held_s);
+	cr_assert_geq(held_s, 9, "the server saw the unit held %lld s: --max-rate did not hold it",
+		      (long long)held_s);
 	cr_expect_eq(leases, 1, "the unit was handed out %lld times", (long long)leases);
 	cr_expect_not(released, "the server took the unit away from a node that heartbeats");
-	/* The control: without a heartbeat in time, a unit is taken away. Twice the work, so that
-	 * even on a machine that got faster since the estimate the silence outlasts the timeout,
-	 * the whole-second clock and the sweep interval (up to 4 s together). */
-	run_long_unit("silent", "3600", 2 * samples, &leases, &released, &compute_s);
-	cr_expect(released, "no lease was released without heartbeats (unit of %.1f s)", compute_s);
+	/* The control: the same unit without a heartbeat in time is taken away. */
+	run_long_unit("silent", "3600", 1e6, "1e5", &leases, &released, &held_s);
+	cr_assert_geq(held_s, 9, "the server saw the unit held %lld s", (long long)held_s);
+	cr_expect(released, "no lease was released without heartbeats (unit held %lld s)",
+		  (long long)held_s);
 }
 
 /* Runs the CLI with the admin's config dir; returns the exit status. */

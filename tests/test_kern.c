@@ -61,11 +61,24 @@ Test(kern_table, rows_are_complete_and_unique)
 Test(kern_pi, design_vectors)
 {
 	for (size_t i = 0; i < sizeof(pi_vectors) / sizeof(pi_vectors[0]); i++) {
-		kern_args args = pi_args(pi_vectors[i][0], pi_vectors[i][1]);
+		const uint64_t seed = pi_vectors[i][0], samples = pi_vectors[i][1];
+		kern_args args = pi_args(seed, samples);
 		cr_expect_eq(pi_run(&args, 0, args.space, 0), pi_vectors[i][2],
-			     "seed %llu, %llu samples", ULL(pi_vectors[i][0]), ULL(pi_vectors[i][1]));
-		cr_expect_eq(kern_pi_hits_scalar(pi_vectors[i][0], 0, i < 3 ? pi_vectors[i][1] : 0),
-			     i < 3 ? pi_vectors[i][2] : 0);
+			     "seed %llu, %llu samples", ULL(seed), ULL(samples));
+		/* The scalar reference on its own: whole where that is quick; of the 10^9 vector the
+		 * last 10^6 samples against the current path (every_path_gives_the_design_vectors
+		 * runs the whole of it on the scalar path, threaded). */
+		if (samples <= 1000000) {
+			cr_expect_eq(kern_pi_hits_scalar(seed, 0, samples), pi_vectors[i][2],
+				     "scalar: seed %llu, %llu samples", ULL(seed), ULL(samples));
+		} else {
+			const uint64_t tail = samples - 1000000;
+			uint64_t scalar = kern_pi_hits_scalar(seed, tail, 1000000);
+			cr_expect_eq(scalar, pi_run(&args, tail, 1000000, 1), "seed %llu, samples from %llu",
+				     ULL(seed), ULL(tail));
+			cr_expect(scalar > 780000 && scalar < 791000, "%llu hits in 10^6 samples",
+				  ULL(scalar));
+		}
 	}
 }
 
@@ -302,9 +315,28 @@ Test(kern_pi, partial_json_round_trip_and_malformed)
 		cr_expect_eq(k->partial_from_json(j, &p), TS_ERR_BAD_REQUEST, "accepted %s", bad[i]);
 		json_decref(j);
 	}
+}
+
+Test(kern_pi, plausible_hits_are_at_most_the_unit_count)
+{
+	const kern *k = pi_kern();
+	kern_args args = pi_args(1, 100);
 	kern_partial p = {{10, 0}};
-	cr_expect(k->partial_plausible(&p, 10));
-	cr_expect_not(k->partial_plausible(&p, 9), "more hits than samples");
+	cr_expect(k->partial_plausible(&args, 90, 10, &p));
+	cr_expect_not(k->partial_plausible(&args, 90, 9, &p), "more hits than samples");
+	p.v[0] = 0;
+	cr_expect(k->partial_plausible(&args, 0, 10, &p), "no hits can happen");
+	/* The server's check also needs the unit inside the job. */
+	json_t *params = json_pack("{s:I,s:I}", "samples", (json_int_t)100, "seed", (json_int_t)1);
+	p.v[0] = 5;
+	cr_expect(kern_partial_plausible(k, params, 90, 10, &p));
+	cr_expect_not(kern_partial_plausible(k, params, 95, 10, &p), "a unit past the job's end");
+	cr_expect_not(kern_partial_plausible(k, params, UINT64_MAX - 1, 3, &p), "start + count wraps");
+	cr_expect_not(kern_partial_plausible(k, params, 0, 101, &p), "more than the job's samples");
+	json_decref(params);
+	params = json_pack("{s:I,s:I}", "from", (json_int_t)1, "to", (json_int_t)100);
+	cr_expect_not(kern_partial_plausible(k, params, 0, 10, &p), "another kernel's params");
+	json_decref(params);
 }
 
 Test(kern_pi, finalize_gives_the_estimate)

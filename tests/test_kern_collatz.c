@@ -263,9 +263,6 @@ Test(kern_collatz, partial_json_and_result)
 		cr_expect_eq(k->partial_from_json(b, &back), TS_ERR_BAD_REQUEST, "accepted %s", bad[i]);
 		json_decref(b);
 	}
-	cr_expect(k->partial_plausible(&p, 10));
-	kern_partial none = k->zero();
-	cr_expect_not(k->partial_plausible(&none, 10), "a unit always has a record");
 
 	kern_args args = cz_args(1, 1000000);
 	kern_partial total = {{837799, 524}};
@@ -276,6 +273,73 @@ Test(kern_collatz, partial_json_and_result)
 	cr_expect_eq(json_integer_value(json_object_get(r, "from")), 1);
 	cr_expect_eq(json_integer_value(json_object_get(r, "to")), 1000000);
 	json_decref(r);
+}
+
+/* The check of a reported record (n, steps) for the unit [start, start+count) of the job
+ * [from, to). */
+static int cz_plausible(uint64_t from, uint64_t to, uint64_t start, uint64_t count, uint64_t n,
+			uint64_t steps)
+{
+	kern_args args = cz_args(from, to);
+	kern_partial p = {{n, steps}};
+	return cz_kern()->partial_plausible(&args, start, count, &p);
+}
+
+Test(kern_collatz, plausible_records_lie_in_the_unit)
+{
+	/* The unit [1, 1000) of the job [1, 10^6): its record is 871, 178 steps. */
+	cr_expect(cz_plausible(1, 1000000, 0, 999, 871, 178));
+	cr_expect_not(cz_plausible(1, 1000000, 0, 999, 9000000000000000000ULL, 178),
+		      "n = 9*10^18 for a unit in [1, 1000)");
+	cr_expect_not(cz_plausible(1, 1000000, 0, 999, 837799, 524), "the job's record, not the unit's");
+	cr_expect_not(cz_plausible(1, 1000000, 0, 999, 1000, 111), "n = to of the unit");
+	cr_expect_not(cz_plausible(1, 1000000, 1, 999, 1, 0), "n below the unit");
+	cr_expect_not(cz_plausible(1, 1000000, 0, 999, 0, 0), "no record");
+	cr_expect_not(cz_plausible(1, 1000000, 0, 0, 1, 0), "an empty unit has no record");
+	/* n's steps are n's own. */
+	cr_expect_not(cz_plausible(1, 1000000, 0, 999, 871, 179), "871 takes 178 steps");
+	cr_expect_not(cz_plausible(1, 1000000, 0, 999, 871, 99999), "871 takes 178 steps");
+	/* A record beats the unit's first and last numbers: 27 (111 steps) beats 32 (5). */
+	cr_expect_not(cz_plausible(1, 1000000, 26, 6, 32, 5), "32 is no record in [27, 33)");
+	cr_expect(cz_plausible(1, 1000000, 26, 6, 27, 111));
+	/* Ties go to the smaller n: 12 and 13 both take 9 steps. */
+	cr_expect(cz_plausible(1, 1000000, 11, 2, 12, 9));
+	cr_expect_not(cz_plausible(1, 1000000, 11, 2, 13, 9), "13 ties with 12, which is smaller");
+	/* The job's from shifts the unit: index 0 of [1000, ...) is 1000. */
+	cr_expect_not(cz_plausible(1000, 2000, 0, 10, 5, 5), "5 is not in [1000, 1010)");
+}
+
+Test(kern_collatz, true_records_are_always_plausible)
+{
+	/* Units of several sizes and places, paths past 64 bits included. */
+	static const uint64_t froms[] = {1, 2, 27, 837790, 12327829503ULL - 50, 1ULL << 40};
+	srand(99);
+	for (size_t f = 0; f < sizeof(froms) / sizeof(froms[0]); f++) {
+		kern_args args = cz_args(froms[f], froms[f] + 100000);
+		for (int t = 0; t < 20; t++) {
+			uint64_t count = 1 + (uint64_t)rand() % (t < 10 ? 5 : 2000);
+			uint64_t start = (uint64_t)rand() % (args.space - count);
+			kern_partial p;
+			cr_assert_eq(cz_kern()->compute(&args, start, count, &p, NULL), TS_OK);
+			cr_expect(cz_plausible(froms[f], froms[f] + 100000, start, count, p.v[0], p.v[1]),
+				  "from %llu [%llu, +%llu): n %llu, %llu steps", ULL(froms[f]), ULL(start),
+				  ULL(count), ULL(p.v[0]), ULL(p.v[1]));
+		}
+	}
+}
+
+Test(kern_collatz, the_server_check_takes_the_job_params)
+{
+	const kern *k = cz_kern();
+	json_t *params = json_pack("{s:I,s:I}", "from", (json_int_t)1, "to", (json_int_t)1000);
+	kern_partial p = {{871, 178}};
+	cr_expect(kern_partial_plausible(k, params, 0, 999, &p));
+	cr_expect_not(kern_partial_plausible(k, params, 0, 1000, &p), "a unit past the job's end");
+	cr_expect_not(kern_partial_plausible(k, params, UINT64_MAX, 2, &p), "start + count wraps");
+	p.v[0] = 9000000000000000000ULL;
+	cr_expect_not(kern_partial_plausible(k, params, 0, 999, &p), "the issue's n = 9*10^18");
+	json_decref(params);
+	cr_expect_not(kern_partial_plausible(k, NULL, 0, 999, &p), "no params");
 }
 
 Test(kern_collatz, cancel_stops_compute)

@@ -1,6 +1,7 @@
 /* prime_count: exact counts (DESIGN.md values, trial division, primesieve's counts near the cap)
  * for any split of the range, and what the kernel refuses. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,9 +180,6 @@ Test(kern_prime, partial_json_and_result)
 		cr_expect_eq(k->partial_from_json(b, &back), TS_ERR_BAD_REQUEST, "accepted %s", bad[i]);
 		json_decref(b);
 	}
-	kern_partial four = {{4, 0}}, many = {{6, 0}};
-	cr_expect(k->partial_plausible(&four, 6), "2, 3, 5, 7 in [2, 8)");
-	cr_expect_not(k->partial_plausible(&many, 6));
 
 	kern_args args = pc_args(100, 200);
 	kern_partial total = {{21, 0}};
@@ -192,6 +190,77 @@ Test(kern_prime, partial_json_and_result)
 	cr_expect_eq(json_integer_value(json_object_get(r, "count")), 21);
 	json_decref(r);
 	cr_expect_eq(pc_run(100, 200, 1), 21);
+}
+
+/* The check of a reported count for the unit [start, start+count) of a job from `from`. */
+static int pc_plausible(uint64_t from, uint64_t to, uint64_t start, uint64_t count, uint64_t primes)
+{
+	kern_args args = pc_args(from, to);
+	kern_partial p = {{primes, 0}};
+	return pc_kern()->partial_plausible(&args, start, count, &p);
+}
+
+Test(kern_prime, plausible_counts_depend_on_the_unit_range)
+{
+	cr_expect(pc_plausible(0, 100, 2, 6, 4), "2, 3, 5, 7 in [2, 8)");
+	cr_expect_not(pc_plausible(0, 100, 2, 6, 5), "5 primes in [2, 8)");
+	/* Ranges with no room for a prime: nothing coprime to 6, or only 1. */
+	cr_expect_not(pc_plausible(0, 100, 24, 1, 1), "a prime in [24, 25)");
+	cr_expect_not(pc_plausible(0, 100, 8, 3, 1), "a prime in [8, 11)");
+	cr_expect_not(pc_plausible(0, 100, 0, 2, 1), "a prime in [0, 2)");
+	cr_expect(pc_plausible(0, 100, 24, 1, 0));
+	/* The unit's numbers count, not only its size: 2 primes in 3 numbers fit [1, 4), but of
+	 * [10^12, 10^12 + 3) (10^12 = 6k + 4) only 10^12 + 1 can be prime. */
+	cr_expect(pc_plausible(1, 100, 0, 3, 2), "2 and 3 in [1, 4)");
+	cr_expect_not(pc_plausible(1000000000000ULL, 1000000001000ULL, 0, 3, 2),
+		      "2 primes in [10^12, 10^12 + 3)");
+	/* Bertrand: (n, 2n) holds a prime for n >= 2, so [n, 2n) has one. */
+	cr_expect_not(pc_plausible(0, 1000, 0, 3, 0), "no prime in [0, 3)");
+	cr_expect_not(pc_plausible(0, 1000, 0, 100, 0), "no prime below 100");
+	cr_expect_not(pc_plausible(0, 1000, 100, 100, 0), "no prime in [100, 200)");
+	cr_expect_not(pc_plausible(1000, 2000, 0, 1000, 0), "no prime in [1000, 2000)");
+	cr_expect(pc_plausible(0, 1000, 100, 100, 21));
+}
+
+Test(kern_prime, true_counts_are_always_plausible)
+{
+	/* Every range in [0, 200), and random ones up to the cap: the bounds never refuse an honest
+	 * node; one more than the truth is refused where the truth is the bound. */
+	int tight = 0;
+	for (uint64_t lo = 0; lo < 200; lo++)
+		for (uint64_t hi = lo + 1; hi <= 200; hi++) {
+			uint64_t truth = trial_count(lo, hi);
+			cr_assert(pc_plausible(0, 200, lo, hi - lo, truth), "[%llu, %llu): %llu", ULL(lo),
+				  ULL(hi), ULL(truth));
+			tight += !pc_plausible(0, 200, lo, hi - lo, truth + 1);
+		}
+	cr_expect_gt(tight, 1000, "the upper bound is rarely tight (%d of 20100 ranges)", tight);
+	fprintf(stderr, "prime_count: the upper bound is exact for %d of 20100 ranges\n", tight);
+	srand(1234);
+	for (int t = 0; t < 20; t++) {
+		uint64_t from = ((uint64_t)rand() << 31 ^ (uint64_t)rand()) % 99999999000000ULL;
+		uint64_t start = (uint64_t)rand() % 1000000, count = 1 + (uint64_t)rand() % 100000;
+		kern_args args = pc_args(from, from + 2000000);
+		kern_partial p;
+		cr_assert_eq(pc_kern()->compute(&args, start, count, &p, NULL), TS_OK);
+		cr_expect(pc_plausible(from, from + 2000000, start, count, p.v[0]), "from %llu [%llu, +%llu)",
+			  ULL(from), ULL(start), ULL(count));
+	}
+}
+
+Test(kern_prime, the_server_check_takes_the_job_params)
+{
+	const kern *k = pc_kern();
+	json_t *params = json_pack("{s:I,s:I}", "from", (json_int_t)100, "to", (json_int_t)200);
+	kern_partial p = {{21, 0}};
+	cr_expect(kern_partial_plausible(k, params, 0, 100, &p), "21 primes in [100, 200)");
+	cr_expect_not(kern_partial_plausible(k, params, 50, 100, &p), "a unit past the job's end");
+	cr_expect_not(kern_partial_plausible(k, params, UINT64_MAX, 2, &p), "start + count wraps");
+	p.v[0] = 0;
+	cr_expect_not(kern_partial_plausible(k, params, 0, 100, &p), "[100, 200) has primes");
+	json_object_set_new(params, "to", json_integer(50));
+	cr_expect_not(kern_partial_plausible(k, params, 0, 10, &p), "params that do not parse");
+	json_decref(params);
 }
 
 Test(kern_prime, cancel_stops_compute)

@@ -273,10 +273,15 @@ Test(lifecycle, lost_node_leases_released_early, .init = setup, .fini = teardown
 	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10000},\"units\":1,\"deadline_s\":3600}");
 	struct unit ua = first_unit(th_fetch(&srv, a, 1));
 	cr_assert(ua.id);
-	/* A heartbeat keeps A alive past the timeout. */
-	for (int i = 0; i < 3; i++) {
-		sleep_s(1.0);
-		cr_expect_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", a, NULL, 0, 0, NULL), 200);
+	/* Heartbeats keep A alive past the timeout: one every 0.1 s (only a silent gap of 2 s would
+	 * lose A), until by the server's own clock A has held the unit longer than a silent node
+	 * could keep it: the 2 s timeout, a second of whole-second clocks and the 1 s sweep. */
+	char sql[200];
+	snprintf(sql, sizeof(sql), "SELECT CAST(strftime('%%s', 'now') AS INTEGER) - issued_at"
+		 " FROM replicas WHERE unit_id = %lld", (long long)ua.id);
+	while (th_db_int(&srv, sql) <= 4) {
+		cr_assert_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", a, NULL, 0, 0, NULL), 200);
+		sleep_s(0.1);
 	}
 	cr_expect_eq(first_unit(th_fetch(&srv, b, 1)).id, 0, "a live node's lease was taken");
 	/* Silent past the 2 s timeout: A is lost and its lease released. */

@@ -361,6 +361,24 @@ int64_t th_db_int(const th_server *s, const char *sql)
 	return v;
 }
 
+size_t th_db_ints(const th_server *s, const char *sql, int64_t *out, size_t cap)
+{
+	sqlite3 *db = db_open(s);
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int step;
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n < cap)
+			out[n] = sqlite3_column_int64(st, 0);
+		n++;
+	}
+	cr_assert_eq(step, SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
 void th_enroll_token(const th_server *s, int uses, char *out, size_t cap)
 {
 	char body[64];

@@ -65,6 +65,9 @@ void th_db_digest(const th_server *s, char out[65]);
 void th_db_exec(const th_server *s, const char *sql);
 /* Runs a query that returns one integer on the server's store. */
 int64_t th_db_int(const th_server *s, const char *sql);
+/* Runs a query of one integer column on the server's store; writes up to cap values to out and
+ * returns how many rows there were (may exceed cap). */
+size_t th_db_ints(const th_server *s, const char *sql, int64_t *out, size_t cap);
 
 /* Creates an enrollment token (admin) with that many uses. */
 void th_enroll_token(const th_server *s, int uses, char *out, size_t cap);
