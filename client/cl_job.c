@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "ts_util.h"
+
 #define BAR_WIDTH 30
 
 static json_int_t job_int(const json_t *obj, const char *key)
@@ -142,6 +144,8 @@ void cl_job_print_summary(FILE *f, const json_t *job)
 		job_int(units, "done"), job_int(units, "total"), job_int(units, "leased"),
 		job_int(units, "ready"), job_progress(job) * 100.0);
 	free(params);
+	if (json_is_string(json_object_get(job, "note")))
+		fprintf(f, "note: %s\n", job_str(job, "note", ""));
 	if (strcmp(state, "done") == 0)
 		cl_job_print_result(f, job, 0, 0);
 	else if (json_is_string(json_object_get(job, "error")))
@@ -189,19 +193,24 @@ void cl_job_print_nodes(FILE *f, const json_t *nodes)
 		fprintf(f, "no nodes\n");
 		return;
 	}
-	fprintf(f, "%5s  %-20s  %-16s  %5s  %-8s  %6s  %10s  %s\n", "ID", "NAME", "PLATFORM",
-		"CORES", "STATE", "RELIAB", "UNITS", "LAST SEEN");
+	fprintf(f, "%5s  %-20s  %-16s  %5s  %-8s  %6s  %10s  %5s  %s\n", "ID", "NAME", "PLATFORM",
+		"CORES", "STATE", "RELIAB", "UNITS", "TOKEN", "LAST SEEN");
 	json_array_foreach(nodes, i, nd) {
-		char seen[32], rel[16] = "-";
+		char seen[32], rel[16] = "-", token[24] = "-", name[256], platform[256];
 		const json_t *r = json_object_get(nd, "reliability");
 		node_seen(job_int(nd, "last_seen"), seen, sizeof(seen));
 		if (json_is_number(r))
 			snprintf(rel, sizeof(rel), "%.3f", json_number_value(r));
+		/* The enrollment token the node came with: nodes with one token are one volunteer. */
+		if (json_is_integer(json_object_get(nd, "enroll_token_id")))
+			snprintf(token, sizeof(token), "%" JSON_INTEGER_FORMAT, job_int(nd, "enroll_token_id"));
+		/* Names come from volunteers: never send their control characters to a terminal. */
 		fprintf(f,
 			"%5" JSON_INTEGER_FORMAT "  %-20s  %-16s  %5" JSON_INTEGER_FORMAT
-			"  %-8s  %6s  %10" JSON_INTEGER_FORMAT "  %s\n",
-			job_int(nd, "id"), job_str(nd, "name", "?"), job_str(nd, "platform", "?"),
+			"  %-8s  %6s  %10" JSON_INTEGER_FORMAT "  %5s  %s\n",
+			job_int(nd, "id"), ts_escape_ctrl(job_str(nd, "name", "?"), name, sizeof(name)),
+			ts_escape_ctrl(job_str(nd, "platform", "?"), platform, sizeof(platform)),
 			job_int(nd, "cores"), job_str(nd, "state", "?"), rel, job_int(nd, "units_done"),
-			seen);
+			token, seen);
 	}
 }

@@ -455,7 +455,7 @@ static int cmd_wait(int argc, char **argv)
 	int64_t id = 0;
 	int as_json = 0, opt, rc = CL_EXIT_ERROR, tty = isatty(STDERR_FILENO), watched_start = 0;
 	double timeout = 0, retry = WAIT_POLL_S, last_line = -1e9;
-	char path[64], msg[CL_HTTP_MSG_MAX], bar[160], shown[4 * CL_HTTP_MSG_MAX];
+	char path[64], msg[CL_HTTP_MSG_MAX], bar[160], last_note[300] = "", shown[4 * CL_HTTP_MSG_MAX];
 	cl_state_config cfg;
 	cl_http *http = NULL;
 	json_t *job = NULL;
@@ -525,6 +525,11 @@ static int cmd_wait(int argc, char **argv)
 		if (finished)
 			t_done = now;
 		cl_job_bar(job, now - t0, bar, sizeof(bar));
+		/* Why the job does not move (too few volunteers for its quorum), once per change. */
+		const char *note = json_string_value(json_object_get(job, "note"));
+		if (note && strcmp(note, last_note) != 0)
+			fprintf(stderr, "%snote: %s\n", tty ? "\r\033[K" : "", note);
+		snprintf(last_note, sizeof(last_note), "%s", note ? note : "");
 		if (tty) {
 			fprintf(stderr, "\r%s\033[K%s", bar, finished ? "\n" : "");
 		} else if (finished || now - last_line >= WAIT_LOG_EVERY_S) {
@@ -617,15 +622,25 @@ out:
 /* nodes [--json] lists; nodes disable|enable ID acts on one node. */
 static int cmd_nodes(int argc, char **argv)
 {
-	int as_json = 0, rc = CL_EXIT_ERROR, r;
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"token", no_argument, NULL, 't'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int as_json = 0, by_token = 0, rc = CL_EXIT_ERROR, opt;
 	int64_t id = 0;
 	char path[80];
 	const char *action = NULL;
 	cl_state_config cfg;
 	cl_http *http = NULL;
 	json_t *reply = NULL;
-	if ((r = parse_simple(argc, argv, &as_json)) != 0)
-		return r < 0 ? CL_EXIT_OK : r;
+	CL_ARGS_FOREACH_OPT(argc, argv, "jth", opts, opt) {
+		switch (opt) {
+		case 'j': as_json = 1; break;
+		case 't': by_token = 1; break;
+		case 'h': return cl_args_help(), CL_EXIT_OK;
+		default: return cl_args_usage_bad();
+		}
+	}
 	if (optind < argc) {
 		action = argv[optind];
 		if (strcmp(action, "disable") != 0 && strcmp(action, "enable") != 0)
@@ -636,10 +651,17 @@ static int cmd_nodes(int argc, char **argv)
 									   : "too many arguments");
 		uint64_t v;
 		if (cl_args_u64(argv[optind + 1], 1, INT64_MAX, &v) != 0)
-			return cl_args_usage_error("a node id is a positive integer, not '%s'",
-						   argv[optind + 1]);
+			return cl_args_usage_error("a%s id is a positive integer, not '%s'",
+						   by_token ? "n enrollment token" : " node", argv[optind + 1]);
 		id = (int64_t)v;
-		snprintf(path, sizeof(path), "/api/v1/nodes/%lld/%s", (long long)id, action);
+		if (by_token && strcmp(action, "disable") != 0)
+			return cl_args_usage_error("--token goes with disable: enable the nodes one by one");
+		if (by_token)
+			snprintf(path, sizeof(path), "/api/v1/enroll-tokens/%lld/disable-nodes", (long long)id);
+		else
+			snprintf(path, sizeof(path), "/api/v1/nodes/%lld/%s", (long long)id, action);
+	} else if (by_token) {
+		return cl_args_usage_error("--token goes with disable ID");
 	}
 	if (cl_cli_connect(&cfg, &http, &interrupted) != 0 ||
 	    cl_cli_request(&cfg, http, action ? "POST" : "GET", action ? path : "/api/v1/nodes", NULL,
@@ -647,6 +669,9 @@ static int cmd_nodes(int argc, char **argv)
 		goto out;
 	if (as_json)
 		cl_cli_print_json(reply);
+	else if (by_token)
+		printf("enrollment token %lld revoked; %lld of its nodes disabled\n", (long long)id,
+		       (long long)json_integer_value(json_object_get(reply, "disabled")));
 	else if (action)
 		printf("node %lld %sd\n", (long long)id, action);
 	else
@@ -798,10 +823,13 @@ static const cl_args_cmd commands[] = {
 	 "  users remove NAME   deletes the account: its tokens are revoked and its open\n"
 	 "                      jobs cancelled. Asks first; --yes does not (needed when\n"
 	 "                      stdin is not a terminal)\n"},
-	{"nodes", cmd_nodes, "nodes [--json] | nodes disable|enable ID",
+	{"nodes", cmd_nodes, "nodes [--json] | nodes disable|enable ID | nodes disable --token ID",
 	 "\nLists the enrolled nodes with their state (online, lost, disabled),\n"
-	 "reliability and units done; or disables a node (its token is refused and its\n"
-	 "units go to other nodes) or enables it again. Admins only.\n\n"
+	 "reliability, units done and the enrollment token each came with (its\n"
+	 "volunteer); or disables a node (its token is refused and its units go to\n"
+	 "other nodes) or enables it again. Admins only.\n\n"
+	 "  --token  disable every node enrolled with enrollment token ID (one\n"
+	 "           volunteer's machines) and revoke the token\n"
 	 "  --json   the answer as the API gives it\n"},
 	{"logout", cmd_logout, "logout",
 	 "\nEnds the session on the server (POST /api/v1/logout) and forgets it here; the\n"

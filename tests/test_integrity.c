@@ -433,3 +433,49 @@ Test(integrity, failed_read_fails_the_request_not_the_job, .fini = teardown, .ti
 	cr_expect_str_eq(after, digest, "a failed report changed the store");
 	expect_job_state(job, "running");
 }
+
+/* The CLI shows each node's token, disables a volunteer's nodes at once, and says why a job
+ * waits. */
+static int cli(const char *dir, char *out, size_t cap, const char *const *args)
+{
+	char env_cfg[512], env_pw[128];
+	char *argv[16] = {(char *)th_bin("tessera")};
+	int n = 1;
+	for (; args[n - 1] && n < 15; n++)
+		argv[n] = (char *)args[n - 1];
+	argv[n] = NULL;
+	snprintf(env_cfg, sizeof(env_cfg), "TESSERA_CONFIG=%s", dir);
+	snprintf(env_pw, sizeof(env_pw), "TESSERA_PASSWORD=%s", TH_ADMIN_PASSWORD);
+	char *env[] = {env_cfg, env_pw, NULL};
+	return th_run(argv, env, 30, out, cap);
+}
+
+Test(integrity, cli_volunteers, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char dir[400], out[8192], n[2][160];
+	snprintf(dir, sizeof(dir), "%s/cfg-admin", srv.dir);
+	cr_assert_eq(cli(dir, out, sizeof(out), (const char *const[]){"login", srv.url, "--user", "admin", "--pin",
+									    srv.pin, NULL}), 0, "%s", out);
+	enroll_same_volunteer(2, n);
+	int64_t token = th_db_int(&srv, "SELECT volunteer FROM nodes WHERE name = 'box-1'");
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", (long long)token);
+	cr_assert_eq(cli(dir, out, sizeof(out), (const char *const[]){"nodes", NULL}), 0, "%s", out);
+	cr_expect(strstr(out, "TOKEN"), "%s", out);
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000},\"units\":1,"
+				      "\"replication\":2,\"quorum\":2}");
+	json_decref(th_fetch(&srv, n[0], 1)); /* the nodes are online */
+	char jid[24];
+	snprintf(jid, sizeof(jid), "%lld", (long long)job);
+	cr_assert_eq(cli(dir, out, sizeof(out), (const char *const[]){"status", jid, NULL}), 0, "%s", out);
+	cr_expect(strstr(out, "note: waiting for volunteers"), "%s", out);
+	/* Wrong uses are refused before anything is sent. */
+	cr_expect_eq(cli(dir, out, sizeof(out), (const char *const[]){"nodes", "enable", "--token", id, NULL}), 2);
+	cr_expect_eq(cli(dir, out, sizeof(out), (const char *const[]){"nodes", "disable", "--token", "x", NULL}), 2);
+	cr_assert_eq(cli(dir, out, sizeof(out), (const char *const[]){"nodes", "disable", "--token", id, NULL}), 0,
+		     "%s", out);
+	cr_expect(strstr(out, "2 of its nodes disabled"), "%s", out);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE disabled = 1"), 2);
+	cr_expect_eq(th_db_int(&srv, "SELECT revoked FROM tokens WHERE kind = 'enroll' AND id IN"
+				     " (SELECT volunteer FROM nodes)"), 1);
+}
