@@ -294,8 +294,20 @@ ts_err srv_db_open(const char *path, int create, srv_db **out)
 	}
 	sqlite3_busy_timeout(db->h, 5000);
 	/* WAL with synchronous=FULL: a commit is on disk (fsync) before its reply, so it survives a
-	 * power loss too; group commit shares one fsync among the requests ready together. */
-	result = db_exec_sql(db->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	 * power loss too; group commit shares one fsync among the requests ready together.
+	 * TESSERA_SYNCHRONOUS=normal trades that for speed (a kill -9 still loses nothing; a power
+	 * loss may lose the last commits): see docs/OPERATIONS.md. */
+	const char *sync = getenv("TESSERA_SYNCHRONOUS");
+	if (sync && strcmp(sync, "normal") != 0 && strcmp(sync, "full") != 0) {
+		fprintf(stderr, "%s: TESSERA_SYNCHRONOUS must be 'full' or 'normal', not '%s'\n", __func__, sync);
+		result = TS_ERR_BAD_REQUEST;
+		goto out;
+	}
+	result = db_exec_sql(db->h, sync && strcmp(sync, "normal") == 0 ? "PRAGMA synchronous=NORMAL"
+									 : "PRAGMA synchronous=FULL");
+	if (result)
+		goto out;
+	result = db_exec_sql(db->h, "PRAGMA journal_mode=WAL;"
 				    " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
 				    " PRAGMA temp_store=MEMORY;");
 	if (result)
