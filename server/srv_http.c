@@ -211,7 +211,7 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 		evhttp_add_header(h, "X-Frame-Options", "DENY");
 		evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 	}
-	if (status == 429) {
+	if (status == 429 || status == 503) {
 		char secs[24];
 		snprintf(secs, sizeof(secs), "%d", r->retry_after > 1 ? (int)(r->retry_after + 0.999) : 1);
 		evhttp_add_header(h, "Retry-After", secs);
