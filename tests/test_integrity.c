@@ -4,12 +4,16 @@
  * faults mid-request, one volunteer with many nodes, trust earned unchecked, a liar's single
  * results. */
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kern.h"
+#include "ts_util.h"
 #include "th_harness.h"
 
 static th_server srv;
@@ -478,4 +482,64 @@ Test(integrity, cli_volunteers, .init = setup, .fini = teardown, .timeout = 60)
 	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE disabled = 1"), 2);
 	cr_expect_eq(th_db_int(&srv, "SELECT revoked FROM tokens WHERE kind = 'enroll' AND id IN"
 				     " (SELECT volunteer FROM nodes)"), 1);
+}
+
+/* A store of version 1 (before volunteers) is upgraded at the server's first start: its nodes
+ * keep working, each its own volunteer, and its units finish. */
+static void copy_as_v1(const th_server *s)
+{
+	char path[400], old[420], *sql = NULL, *err = NULL;
+	snprintf(path, sizeof(path), "%s/tessera.db", s->data);
+	snprintf(old, sizeof(old), "%s.v2", path);
+	cr_assert_eq(rename(path, old), 0);
+	cr_assert_eq(ts_read_file(TESSERA_SOURCE_DIR "/schema/001_init.sql", 1 << 20, &sql, NULL), TS_OK);
+	sqlite3 *db = NULL;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	char attach[600];
+	snprintf(attach, sizeof(attach), "ATTACH '%s' AS v2", old);
+	const char *copy =
+		"INSERT INTO users SELECT * FROM v2.users;"
+		"INSERT INTO nodes SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
+		" n_valid, n_invalid, streak, rates FROM v2.nodes;"
+		"INSERT INTO tokens SELECT * FROM v2.tokens;"
+		"INSERT INTO jobs SELECT * FROM v2.jobs;"
+		"INSERT INTO units SELECT * FROM v2.units;"
+		"INSERT INTO replicas SELECT id, unit_id, node_id, state, deadline, leases, res0, res1, verdict,"
+		" counted, wall_s, issued_at, reported_at FROM v2.replicas;"
+		"PRAGMA user_version = 1;";
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s", err);
+	cr_assert_eq(sqlite3_exec(db, attach, NULL, NULL, &err), SQLITE_OK, "%s", err);
+	cr_assert_eq(sqlite3_exec(db, copy, NULL, NULL, &err), SQLITE_OK, "%s", err);
+	sqlite3_close(db);
+	free(sql);
+	unlink(old);
+	char side[440];
+	snprintf(side, sizeof(side), "%s-wal", old);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", old);
+	unlink(side);
+}
+
+Test(integrity, version_1_store_is_upgraded, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160];
+	th_enroll_node(&srv, "old-node", a, sizeof(a));
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":2000,\"seed\":8},\"units\":2}");
+	struct unit held;
+	cr_assert_eq(fetch(a, 1, &held), 1);
+	th_server_kill(&srv, SIGTERM);
+	copy_as_v1(&srv);
+	th_server_restart(&srv);
+	cr_expect_eq(th_db_int(&srv, "PRAGMA user_version"), 2);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE volunteer IS NULL"), 1);
+	struct unit u[4];
+	int n = fetch(a, 4, u);
+	cr_assert_eq(n, 2, "the old node's units after the upgrade: %d", n);
+	cr_expect_eq(u[0].id, held.id, "its held unit did not come back first");
+	for (int i = 0; i < n; i++)
+		cr_expect(report(a, &u[i], true_hits(&u[i])));
+	expect_job_state(job, "done");
+	char b[160];
+	th_enroll_node(&srv, "new-node", b, sizeof(b));
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE volunteer IS NOT NULL"), 1);
 }
