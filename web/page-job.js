@@ -55,6 +55,8 @@ export default {
     const barText = h('p.muted#job-progress-text');
     const facts = h('dl.facts#job-facts');
     const failure = errorBox();
+    // Why an open job does not move (too few distinct volunteers for its quorum), in words.
+    const note = h('div.box.notice#job-note', { role: 'status', hidden: true });
     const result = h('div#job-result');
     const conv = chart('Convergence of the estimate of π against samples drawn');
     const convNote = h('p.muted#convergence-note');
@@ -69,6 +71,7 @@ export default {
     // Shown once the job has been read (a missing job shows only the server's 404).
     const body = h('div', { hidden: true },
       h('section.card', bar, barText),
+      note,
       failure,
       h('div#job-result-card', result),
       convCard,
@@ -231,6 +234,8 @@ export default {
       bar.set(job.progress, job.state);
       const u = job.units || {};
       setText(barText, `${int(u.done)} of ${int(u.total)} units done · ${int(u.leased)} leased · ${int(u.ready)} waiting`);
+      note.hidden = !job.note;
+      setText(note, job.note || '');
       failure.show(job.error ? { words: `The job ${job.state === 'failed' ? 'failed' : 'stopped'}: ${job.error}` } : null);
       drawFacts();
       drawResult();
