@@ -22,7 +22,7 @@
 #define NO_WORK_RETRY_S 2
 #define EXPIRE_BATCH 512
 
-_Static_assert(FETCH_MAX_UNITS <= SRV_JOB_CACHE, "a fetch touches at most one job per unit");
+_Static_assert(FETCH_MAX_UNITS < SRV_JOB_CACHE, "a fetch touches at most one job per unit, and new ones");
 
 /* The units one fetch hands out: at most max, and, when the node asked for seconds of work,
  * about that much by its measured rates (at least one unit). */
@@ -205,7 +205,7 @@ static ts_err fetch_new(srv_db *db, srv_req *r, struct batch *b)
 {
 	ts_err result = TS_OK;
 	int64_t last = 0;
-	while (!result && !batch_full(b)) {
+	while (!result && !batch_full(b) && !srv_job_cache_full(&b->jobs)) {
 		int64_t job;
 		result = SRV_QUERY_INT(db, Q_JOB_NEXT_OPEN, 0, &job);
 		if (result || !job || job == last)

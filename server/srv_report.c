@@ -84,6 +84,8 @@ static ts_err recheck_liar(srv_db *db, srv_job_cache *c, int64_t node, int64_t n
 		result = srv_store_replica(db, ids[i], &rep);
 		if (!result)
 			result = srv_store_unit(db, rep.unit_id, &u);
+		if (!result && srv_job_cache_full(c))
+			break; /* the rest wait for the next catch: this request has touched enough jobs */
 		if (!result)
 			result = srv_store_work_job(db, c, u.job_id, now, &j);
 		if (result || !j || !wu_recheck(&u, &rep, j->row.replication, j->row.quorum))

@@ -80,6 +80,11 @@ void srv_job_cache_free(srv_job_cache *c)
 	c->n = 0;
 }
 
+int srv_job_cache_full(const srv_job_cache *c)
+{
+	return c->n >= SRV_JOB_CACHE;
+}
+
 ts_err srv_store_work_job(srv_db *db, srv_job_cache *c, int64_t id, int64_t now, srv_work_job **out)
 {
 	*out = NULL;

@@ -43,8 +43,9 @@ typedef struct srv_work_job {
 	double wall_pending; /* reported compute time not yet added to the job's compute_s */
 } srv_work_job;
 
-/* The jobs one request touches, each loaded once. */
-#define SRV_JOB_CACHE 64
+/* The jobs one request touches, each loaded once: the units of a fetch or report (64 at most),
+ * and room for the jobs a caught liar's results belong to. */
+#define SRV_JOB_CACHE 96
 typedef struct srv_job_cache {
 	srv_work_job jobs[SRV_JOB_CACHE];
 	int n;
@@ -52,9 +53,10 @@ typedef struct srv_job_cache {
 
 /* The job from the cache or the store. A job whose kernel or params this server cannot load
  * fails there and then (alone, with its reason) and *out is NULL with TS_OK; store errors are
- * returned. */
+ * returned, and TS_ERR_INTERNAL when the cache is full (srv_job_cache_full tells first). */
 ts_err srv_store_work_job(srv_db *db, srv_job_cache *c, int64_t id, int64_t now, srv_work_job **out);
 void srv_job_cache_free(srv_job_cache *c);
+int srv_job_cache_full(const srv_job_cache *c);
 
 /* Unit rows. srv_store_unit: TS_ERR_NOT_FOUND when there is none. */
 ts_err srv_store_unit(srv_db *db, int64_t id, wu_unit *out);
