@@ -95,6 +95,12 @@ static const struct config_row {
 	 "seconds a kept-alive connection may wait for its next request"},
 	{"group-commit", offsetof(srv_config, group_commit), 1, 0, 1,
 	 "1: commit many requests at once, every reply after its commit"},
+	{"kdf-workers", offsetof(srv_config, kdf_workers), 2, 1, 64,
+	 "threads that check and hash passwords (32 MiB each)"},
+	{"kdf-queue", offsetof(srv_config, kdf_queue), 8, 1, 1024,
+	 "password checks queued or running at once; more get 429"},
+	{"busy-timeout", offsetof(srv_config, busy_timeout_ms), 5000, 1, 600000,
+	 "ms a request waits for a locked store before a 503"},
 };
 
 static void config_defaults(srv_config *cfg)
@@ -396,6 +402,7 @@ static int cmd_run(const struct opts *o)
 	}
 	if (srv_db_open(dbpath, 0, &ctx.db))
 		goto out;
+	sqlite3_busy_timeout(srv_db_handle(ctx.db), (int)o->cfg.busy_timeout_ms);
 	ctx.base = event_base_new();
 	if (!ctx.base || event_base_priority_init(ctx.base, SRV_PRIORITIES) || srv_http_start(&ctx, host, port))
 		goto out;
