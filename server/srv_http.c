@@ -555,7 +555,8 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 	    !ctx->held || !ctx->flush_ev || !ctx->kdf)
 		return TS_ERR_NOMEM;
 	event_priority_set(ctx->flush_ev, SRV_PRIORITIES - 1);
-	srv_db_set_group(ctx->db, (int)cfg->group_commit);
+	if (ctx->db) /* else the caller sets it when it opens the store (after dropping root) */
+		srv_db_set_group(ctx->db, (int)cfg->group_commit);
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
 	evhttp_set_max_body_size(ctx->http, SRV_MAX_BODY_HARD);

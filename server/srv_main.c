@@ -400,9 +400,10 @@ static int cmd_run(const struct opts *o)
 		fprintf(stderr, "tessera-server: cannot load the key and certificate from %s\n", o->data);
 		goto out;
 	}
-	if (srv_db_open(dbpath, 0, &ctx.db))
+	if (access(dbpath, F_OK) != 0) {
+		fprintf(stderr, "tessera-server: no database at %s (run tessera-server init first)\n", dbpath);
 		goto out;
-	sqlite3_busy_timeout(srv_db_handle(ctx.db), (int)o->cfg.busy_timeout_ms);
+	}
 	ctx.base = event_base_new();
 	if (!ctx.base || event_base_priority_init(ctx.base, SRV_PRIORITIES) || srv_http_start(&ctx, host, port))
 		goto out;
@@ -421,6 +422,12 @@ static int cmd_run(const struct opts *o)
 		goto out;
 	if (o->user && drop_privileges(o->user, o->data))
 		goto out;
+	/* Only now: SQLite creates the -wal and -shm files at open, and they must belong to the
+	 * user that runs the server, not to root. */
+	if (srv_db_open(dbpath, 0, &ctx.db))
+		goto out;
+	sqlite3_busy_timeout(srv_db_handle(ctx.db), (int)o->cfg.busy_timeout_ms);
+	srv_db_set_group(ctx.db, (int)ctx.cfg.group_commit);
 	char portstr[16];
 	int n = snprintf(portstr, sizeof(portstr), "%d\n", ctx.port);
 	if (ts_write_file(portfile, portstr, (size_t)n, 0600)) {

@@ -4,9 +4,11 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -271,4 +273,78 @@ Test(security, client_rides_out_a_store_outage, .fini = teardown, .timeout = 300
 	cr_expect_str_eq(json_string_value(json_object_get(job, "state")), "done");
 	json_decref(job);
 	cr_expect_eq(th_proc_stop(client, 10), 0, "the client did not exit cleanly");
+}
+
+/* chown -R for the few files of a data dir. */
+static void chown_dir(const char *dir, uid_t uid, gid_t gid)
+{
+	static const char *const files[] = {"", "/server.key", "/server.crt", "/tessera.db",
+					    "/tessera.db-wal", "/tessera.db-shm"};
+	char path[600];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", dir, files[i]);
+		if (access(path, F_OK) == 0)
+			cr_assert_eq(chown(path, uid, gid), 0, "chown %s", path);
+	}
+}
+
+Test(security, store_files_belong_to_the_user_run_as, .fini = teardown, .timeout = 120)
+{
+	struct passwd *pw = getpwnam("nobody");
+	char out[4096], portfile[400], log[400], listen[] = "127.0.0.1:0", wal[400];
+	if (getuid() != 0 || !pw)
+		cr_skip_test("needs root and a user 'nobody'");
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	memset(&srv, 0, sizeof(srv));
+	snprintf(srv.dir, sizeof(srv.dir), "/tmp/tessera-test-XXXXXX");
+	cr_assert(mkdtemp(srv.dir));
+	cr_assert_eq(chmod(srv.dir, 0711), 0); /* nobody must reach data/ below it */
+	snprintf(srv.data, sizeof(srv.data), "%s/data", srv.dir);
+	char *init[] = {(char *)th_bin("tessera-server"), "init", "--data", srv.data, NULL};
+	char *env[] = {"TESSERA_ADMIN_PASSWORD=" TH_ADMIN_PASSWORD, NULL};
+	cr_assert_eq(th_run(init, env, 30, out, sizeof(out)), 0, "init: %s", out);
+	char *pin = strstr(out, "pin: ");
+	cr_assert(pin);
+	sscanf(pin + 5, "%63s", srv.pin);
+	chown_dir(srv.data, uid, gid);
+	snprintf(portfile, sizeof(portfile), "%s/server.port", srv.data);
+	snprintf(log, sizeof(log), "%s/server.log", srv.dir);
+	char *run[] = {(char *)th_bin("tessera-server"), "run", "--data", srv.data, "--listen", listen,
+		       "--user", "nobody", NULL};
+	srv.pid = th_spawn(run, NULL, log);
+	char *text = NULL;
+	double end = ts_mono() + 30;
+	while (ts_read_file(portfile, 64, &text, NULL) != TS_OK) {
+		cr_assert_eq(waitpid(srv.pid, NULL, WNOHANG), 0, "the server exited at start (see %s)", log);
+		cr_assert(ts_mono() < end, "the server did not start");
+		nap(0.05);
+	}
+	srv.port = atoi(text);
+	free(text);
+	snprintf(srv.url, sizeof(srv.url), "https://127.0.0.1:%d", srv.port);
+	/* A login writes: the WAL is in use. */
+	char body[256];
+	snprintf(body, sizeof(body), "{\"username\":\"admin\",\"password\":\"%s\"}", TH_ADMIN_PASSWORD);
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/login", NULL, body, strlen(body), 0, NULL), 200);
+	static const char *const made[] = {"tessera.db-wal", "tessera.db-shm", "server.port"};
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		struct stat st;
+		snprintf(wal, sizeof(wal), "%s/%s", srv.data, made[i]);
+		cr_assert_eq(stat(wal, &st), 0, "no %s", wal);
+		cr_expect_eq(st.st_uid, uid, "%s belongs to uid %d, not to nobody (%d)", made[i], (int)st.st_uid, (int)uid);
+		cr_expect_eq(st.st_mode & 077, 0, "%s is readable by others", made[i]);
+	}
+	/* The store is never opened with root's rights: one that nobody cannot open is refused
+	 * (SQLite running as root would follow and chown whatever the data dir's owner left at
+	 * tessera.db-wal, a symlink included). */
+	cr_expect_eq(th_proc_stop(srv.pid, 10), 0);
+	srv.pid = 0;
+	char db[400];
+	snprintf(db, sizeof(db), "%s/tessera.db", srv.data);
+	cr_assert_eq(chown(db, 0, 0), 0);
+	unlink(portfile);
+	int rc = th_run(run, NULL, 15, out, sizeof(out));
+	cr_expect_gt(rc, 0, "the server ran on a store only root can open (status %d): %s", rc, out);
+	cr_expect(strstr(out, "tessera.db"), "no word about the store: %s", out);
 }
