@@ -251,7 +251,9 @@ static ts_err limit_address(srv_ctx *ctx, const srv_call *call, const srv_route 
 		return TS_OK;
 	size_t n = srv_limit_addr_key(call->peer, key);
 	ts_err result = rate_limit(ctx, ctx->lim_addr, key, n, r);
-	if (!result && route && (route->handler == api_login || route->handler == api_node_enroll))
+	/* Login, enrollment and password changes cost a KDF or check a secret: a stricter limit. */
+	if (!result && route && (route->handler == api_login || route->handler == api_node_enroll ||
+				 route->handler == api_user_password))
 		result = rate_limit(ctx, ctx->lim_login, key, n, r);
 	return result;
 }

@@ -34,7 +34,7 @@ static ts_err user_reply(srv_ctx *ctx, srv_req *r, int64_t id)
 		result = srv_auth_store_error(ctx->db, rc, "user");
 	sqlite3_reset(st);
 	if (result || r->reply)
-		return result ? result : TS_OK;
+		return result;
 	snprintf(r->why, sizeof(r->why), "no user %lld", (long long)id);
 	return TS_ERR_NOT_FOUND;
 }

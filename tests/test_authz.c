@@ -355,3 +355,24 @@ Test(authz, api_tokens_cannot_manage_passwords_or_tokens, .init = setup, .fini =
 	cr_expect_eq(th_http(&srv, "DELETE", path, tokens[USER], NULL, 0, 0, NULL), 200);
 	cr_expect_eq(th_http(&srv, "GET", "/api/v1/me", api, NULL, 0, 0, NULL), 401);
 }
+
+/* A session in hand must not make guessing the current password cheap: password changes count
+ * against the login rate. */
+Test(authz, current_password_guesses_are_rate_limited, .fini = teardown, .timeout = 60)
+{
+	static const char *const args[] = {"--login-rate", "5", NULL};
+	char msg[256];
+	th_server_start_args(&srv, args); /* its admin login takes one of the 5 */
+	int64_t admin = th_db_int(&srv, "SELECT id FROM users WHERE name = 'admin'");
+	int wrong = 0, limited = 0;
+	for (int i = 0; i < 10; i++) {
+		long status = set_password(admin, srv.admin_token,
+					   "{\"password\":\"new-password-1\",\"current_password\":\"guess-1\"}",
+					   msg, sizeof(msg));
+		cr_expect(status == 403 || status == 429, "guess %d: HTTP %ld (%s)", i, status, msg);
+		wrong += status == 403;
+		limited += status == 429;
+	}
+	cr_expect_leq(wrong, 4, "%d guesses were checked with a login rate of 5 per minute", wrong);
+	cr_expect_geq(limited, 6);
+}
