@@ -84,7 +84,7 @@ static const struct config_row {
 	{"rate-limit", offsetof(srv_config, rate_limit), 200, 0, 1000000,
 	 "requests/s per address and per token (0: off)"},
 	{"login-rate", offsetof(srv_config, login_rate), 30, 0, 100000,
-	 "login and enroll attempts per minute per address (0: off)"},
+	 "login, enroll and password-change attempts per minute per address or IPv6 /64 (0: off)"},
 	{"max-connections", offsetof(srv_config, max_connections), 4096, 1, 1000000,
 	 "open connections"},
 	{"max-connections-per-address", offsetof(srv_config, max_conns_per_addr), 512, 1, 1000000,
