@@ -321,10 +321,31 @@ out:
 	return rc;
 }
 
-/* users passwd [NAME]: yourself (any role) or, for admins, anyone. */
+/* The current password, for changing one's own: $TESSERA_PASSWORD, else asked once. */
+static int current_password(const char *user, char *out, size_t outlen)
+{
+	char prompt[CL_STATE_NAME_MAX + 64];
+	const char *env = getenv(CL_CLI_PASSWORD_ENV);
+	if (env && *env) {
+		if (strlen(env) >= outlen) {
+			fprintf(stderr, "$%s is longer than %zu characters\n", CL_CLI_PASSWORD_ENV, outlen - 1);
+			return -1;
+		}
+		snprintf(out, outlen, "%s", env);
+		return 0;
+	}
+	snprintf(prompt, sizeof(prompt), "current password for %s: ", user);
+	if (cl_cli_read_password(prompt, out, outlen) != 0) {
+		fprintf(stderr, "no current password: set $%s or run on a terminal\n", CL_CLI_PASSWORD_ENV);
+		return -1;
+	}
+	return 0;
+}
+
+/* users passwd [NAME]: yourself (any role, with the current password) or, for admins, anyone. */
 static int users_passwd(struct acct_call *c)
 {
-	char password[CL_CLI_PASSWORD_MAX], path[96];
+	char password[CL_CLI_PASSWORD_MAX], current[CL_CLI_PASSWORD_MAX] = "", path[96];
 	json_t *me = NULL, *user = NULL, *body = NULL, *reply = NULL;
 	int rc = CL_EXIT_ERROR, self;
 	if (acct_connect(c) != 0 || acct_request(c, "GET", "/api/v1/me", NULL, &me) != 0)
@@ -335,9 +356,13 @@ static int users_passwd(struct acct_call *c)
 		user = json_incref(me);
 	else if (users_find(c, name, &user) != 0)
 		goto out;
+	if (self && current_password(name, current, sizeof(current)) != 0)
+		goto out;
 	if (cl_cli_new_password(name, password, sizeof(password)) != 0)
 		goto out;
 	if (!(body = json_pack("{s:s}", "password", password)))
+		goto out;
+	if (self && json_object_set_new(body, "current_password", json_string(current)) != 0)
 		goto out;
 	snprintf(path, sizeof(path), "/api/v1/users/%" JSON_INTEGER_FORMAT "/password",
 		 acct_int(user, "id"));
@@ -349,9 +374,12 @@ static int users_passwd(struct acct_call *c)
 		printf("password of %s changed; its sessions and API tokens were revoked\n", name);
 	rc = CL_EXIT_OK;
 out:
-	if (body)
+	if (body) {
 		json_object_del(body, "password");
+		json_object_del(body, "current_password");
+	}
 	memset(password, 0, sizeof(password));
+	memset(current, 0, sizeof(current));
 	json_decref(me);
 	json_decref(user);
 	json_decref(body);

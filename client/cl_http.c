@@ -24,6 +24,7 @@ struct cl_http {
 	char *buf;
 	size_t len, cap;
 	int too_large;
+	double retry_after; /* the reply's Retry-After in seconds, 0: none */
 };
 
 ts_err cl_http_url_check(const char *url, char *why, size_t whylen)
@@ -57,6 +58,24 @@ ts_err cl_http_url_check(const char *url, char *why, size_t whylen)
 		}
 	}
 	return TS_OK;
+}
+
+/* Keeps Retry-After (seconds; the HTTP-date form is not used by Tessera servers). */
+static size_t http_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	cl_http *h = arg;
+	size_t n = size * nmemb;
+	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+		char tmp[32];
+		size_t k = n - 12 < sizeof(tmp) - 1 ? n - 12 : sizeof(tmp) - 1;
+		memcpy(tmp, data + 12, k);
+		tmp[k] = '\0';
+		char *end;
+		double v = strtod(tmp, &end);
+		if (end != tmp && v > 0)
+			h->retry_after = v;
+	}
+	return n;
 }
 
 static size_t http_write(char *data, size_t size, size_t nmemb, void *arg)
@@ -177,6 +196,8 @@ ts_err cl_http_open(const cl_http_opts *opts, cl_http **out, char *why, size_t w
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "tessera/0.1");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, http_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -288,6 +309,7 @@ ts_err cl_http_request(cl_http *h, const char *method, const char *path, const j
 	CURL *c = h->curl;
 	h->len = 0;
 	h->too_large = 0;
+	h->retry_after = 0;
 	h->errbuf[0] = '\0';
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	/* The handle is reused: reset whatever the previous request's method left behind. */
@@ -342,4 +364,9 @@ out:
 	free(text);
 	json_decref(parsed);
 	return result;
+}
+
+double cl_http_retry_after(const cl_http *h)
+{
+	return h->retry_after;
 }

@@ -56,4 +56,7 @@ void cl_http_set_abort(cl_http *h, const volatile sig_atomic_t *flag);
 ts_err cl_http_request(cl_http *h, const char *method, const char *path, const json_t *body,
 		       int *status, json_t **reply, char *msg, size_t msglen);
 
+/* The Retry-After (seconds) of the last request's answer, 0 when it had none. */
+double cl_http_retry_after(const cl_http *h);
+
 #endif

@@ -12,6 +12,7 @@
 
 #define BACKOFF_FIRST_S 0.5
 #define BACKOFF_MAX_S 30.0
+#define RETRY_AFTER_MAX_S 60.0 /* a server's Retry-After is followed up to this */
 #define NO_WORK_MIN_S 0.2
 #define NO_WORK_MAX_S 30.0
 #define FINAL_REPORT_TIMEOUT_S 10.0 /* the one report tried on the way out */
@@ -97,6 +98,10 @@ static void node_fatal(struct node_ctx *c, ts_err e, int status, const char *msg
 static void node_wait_retry(struct node_ctx *c, const char *what, const char *msg)
 {
 	double delay = cl_node_backoff_next(&c->backoff, node_uniform());
+	/* The server's own word on when to come back (429, 503), within reason. */
+	double asked = cl_http_retry_after(c->http) * (1.0 + 0.25 * node_uniform());
+	if (asked > delay)
+		delay = asked < RETRY_AFTER_MAX_S ? asked : RETRY_AFTER_MAX_S;
 	fprintf(stderr, "%s failed: %s; retrying in %.1f s\n", what, msg, delay);
 	node_sleep(c, delay);
 }
@@ -459,7 +464,10 @@ static ts_err node_round(struct node_ctx *c)
 			result = TS_OK;
 			break;
 		case FAIL_REFUSED:
-			snprintf(c->why, c->whylen, "server refused to hand out work: %s", msg);
+			/* Only 401/403 end a node: a refused fetch (a proxy's 404, a server being
+			 * upgraded) is waited out like any other failure. */
+			node_wait_retry(c, "fetch (refused)", msg);
+			result = TS_OK;
 			break;
 		case FAIL_FATAL:
 			node_fatal(c, result, status, msg);

@@ -819,7 +819,9 @@ static const cl_args_cmd commands[] = {
 	 "  users disable NAME  refuses its logins and tokens at once\n"
 	 "  users enable NAME   lets it in again\n"
 	 "  users passwd [NAME] sets the password of NAME (default: yourself); NAME's\n"
-	 "                      other sessions and API tokens are revoked\n"
+	 "                      other sessions and API tokens are revoked. Your own takes\n"
+	 "                      your current password too: $" CL_CLI_PASSWORD_ENV " or asked\n"
+	 "                      on the terminal. Not with an API token's login\n"
 	 "  users remove NAME   deletes the account: its tokens are revoked and its open\n"
 	 "                      jobs cancelled. Asks first; --yes does not (needed when\n"
 	 "                      stdin is not a terminal)\n"},

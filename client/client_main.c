@@ -21,6 +21,7 @@
 
 #define STATE_ENV "TESSERA_CLIENT_STATE"
 #define STATE_HOME ".config/tessera-client"
+#define ENROLL_TOKEN_ENV "TESSERA_ENROLL_TOKEN"
 #define ENROLL_BENCH_S 0.5 /* per kernel */
 #define RUN_BENCH_S 0.25   /* per kernel, when rates.json does not hold */
 #define DEFAULT_MAX_UNITS 16
@@ -101,6 +102,28 @@ static void rates_text(const json_t *rates, char *out, size_t outlen)
 	}
 }
 
+/* The enrollment token: the argument, a line of stdin for "-", else $TESSERA_ENROLL_TOKEN (so
+ * that it need not show in ps or /proc/PID/cmdline). 0, or an exit code. */
+static int enroll_token(const char *arg, char out[TS_TOKEN_MAX + 2])
+{
+	const char *from = arg ? arg : getenv(ENROLL_TOKEN_ENV);
+	if (arg && strcmp(arg, "-") == 0) {
+		if (!fgets(out, TS_TOKEN_MAX + 2, stdin))
+			return cl_args_usage_error("no token on stdin (for '-')");
+	} else if (from && *from) {
+		if (strlen(from) >= TS_TOKEN_MAX)
+			return cl_args_usage_error("the enrollment token is too long");
+		snprintf(out, TS_TOKEN_MAX + 2, "%s", from);
+	} else {
+		return cl_args_usage_error("needs the server URL and an enrollment token (an argument, "
+					   "'-' for stdin, or $" ENROLL_TOKEN_ENV ")");
+	}
+	out[strcspn(out, "\r\n")] = '\0';
+	while (*out && (out[strlen(out) - 1] == ' ' || out[strlen(out) - 1] == '\t'))
+		out[strlen(out) - 1] = '\0';
+	return 0;
+}
+
 static int cmd_enroll(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -108,12 +131,14 @@ static int cmd_enroll(int argc, char **argv)
 		{"force", no_argument, NULL, 'f'},	   {"threads", required_argument, NULL, 't'},
 		{"cpu-share", required_argument, NULL, 'c'}, {"no-bench", no_argument, NULL, 'B'},
 		{"cacert", required_argument, NULL, 'C'},  {"help", no_argument, NULL, 'h'},
+		{"token", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *state_opt = NULL, *name = NULL, *cacert = NULL;
+	const char *state_opt = NULL, *name = NULL, *cacert = NULL, *token_opt = NULL;
 	int force = 0, opt, rc = CL_EXIT_ERROR, threads = 0, share = 100, bench = 1;
 	char dir[CL_STATE_PATH_MAX], why[CL_HTTP_MSG_MAX], msg[CL_HTTP_MSG_MAX];
 	char secret[TS_TOKEN_MAX], pin[TS_PIN_MAX], host[CL_STATE_NAME_MAX] = "", platform[96];
+	char token[TS_TOKEN_MAX + 2];
 	cl_http *http = NULL;
 	json_t *body = NULL, *reply = NULL, *rates = NULL;
 	cl_state_node node;
@@ -124,6 +149,7 @@ static int cmd_enroll(int argc, char **argv)
 		case 's': state_opt = optarg; break;
 		case 'n': name = optarg; break;
 		case 'C': cacert = optarg; break;
+		case 'T': token_opt = optarg; break;
 		case 'f': force = 1; break;
 		case 't':
 			if ((rc = cl_args_int_opt("--threads", optarg, 1, 1024, &threads)))
@@ -138,13 +164,16 @@ static int cmd_enroll(int argc, char **argv)
 		default: return cl_args_usage_bad();
 		}
 	}
-	if (argc - optind != 2)
-		return cl_args_usage_error("%s", argc - optind < 2
+	if (argc - optind < 1 || argc - optind > 2 || (token_opt && argc - optind == 2))
+		return cl_args_usage_error("%s", argc - optind < 1
 							 ? "needs the server URL and an enrollment token"
 							 : "too many arguments");
-	const char *url = argv[optind], *token = argv[optind + 1];
+	const char *url = argv[optind];
 	if (cl_http_url_check(url, why, sizeof(why)) != TS_OK)
 		return cl_args_usage_error("%s", why);
+	if ((rc = enroll_token(token_opt ? token_opt : argc - optind == 2 ? argv[optind + 1] : NULL, token)))
+		return rc;
+	rc = CL_EXIT_ERROR;
 	if (ts_token_parse_enroll(token, secret, pin) != TS_OK)
 		return cl_args_usage_error("not an enrollment token (tse1.<secret>.<pin>): copy "
 					   "the whole token that 'tessera token create' printed");
@@ -471,11 +500,15 @@ out:
 
 static const cl_args_cmd commands[] = {
 	{"enroll", cmd_enroll,
-	 "enroll URL TOKEN [--state DIR] [--name NAME] [--cacert FILE] [--force] "
+	 "enroll URL [TOKEN | --token -] [--state DIR] [--name NAME] [--cacert FILE] [--force] "
 	 "[--threads N | --cpu-share P] [--no-bench]",
 	 "\nJoins the grid at URL (https://HOST:PORT) with an enrollment token from\n"
 	 "'tessera token create'. The token carries the server's key pin, so nothing else\n"
-	 "needs to be trusted. The node's credentials go to DIR/node.json (mode 0600).\n\n"
+	 "needs to be trusted. The node's credentials go to DIR/node.json (mode 0600).\n"
+	 "The token is the argument (or --token TOKEN), or a line read from stdin with\n"
+	 "--token - (or '-'), or else $" ENROLL_TOKEN_ENV ": those two keep it out of\n"
+	 "ps and /proc/PID/cmdline, where any local user could read it.\n\n"
+	 "  --token -     read the token from stdin (one line)\n"
 	 "  --state DIR   state directory (default $" STATE_ENV " or ~/" STATE_HOME ")\n"
 	 "  --name NAME   node name shown to users (default: the host name)\n"
 	 "  --cacert FILE also verify the server's certificate chain against this CA file\n"

@@ -1,4 +1,5 @@
-/* srv_api: handlers for people (login, jobs, tokens, nodes). Work routes are in srv_work.c. */
+/* srv_api: handlers for people (jobs, nodes). Accounts and login are in srv_users.c, work
+ * routes in srv_work.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,31 +19,6 @@
 ts_err api_healthz(srv_ctx *ctx, srv_req *r)
 {
 	r->reply = json_pack("{s:s,s:s}", "status", "ok", "version", TESSERA_VERSION);
-	return TS_OK;
-}
-
-ts_err api_login(srv_ctx *ctx, srv_req *r)
-{
-	static const srv_field fields[] = {
-		{"username", F_TEXT, 1, 1, 64},
-		{"password", F_STR, 1, 1, 1024},
-	};
-	char token[TS_TOKEN_MAX], role[16] = "";
-	int64_t expires = 0;
-	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
-	if (result)
-		return result;
-	result = srv_auth_login(ctx->db, json_string_value(json_object_get(r->body, "username")),
-				json_string_value(json_object_get(r->body, "password")), r->now, token,
-				role, &expires);
-	if (result == TS_ERR_UNAUTHORIZED)
-		snprintf(r->why, sizeof(r->why), "wrong user name or password");
-	else if (result == TS_ERR_FORBIDDEN)
-		snprintf(r->why, sizeof(r->why), "this account is disabled");
-	if (result)
-		return result;
-	r->reply = json_pack("{s:s,s:s,s:I}", "token", token, "role", role, "expires_at",
-			     (json_int_t)expires);
 	return TS_OK;
 }
 
@@ -247,7 +223,8 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 	result = srv_auth_use_enroll(ctx->db, json_string_value(json_object_get(r->body, "token")), r->now,
 				     &volunteer);
 	if (result) {
-		snprintf(r->why, sizeof(r->why), "enrollment token is invalid, expired, revoked or used up");
+		if (result == TS_ERR_UNAUTHORIZED)
+			snprintf(r->why, sizeof(r->why), "enrollment token is invalid, expired, revoked or used up");
 		free(rates);
 		return result;
 	}

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "ts_util.h"
@@ -71,20 +72,51 @@ static int auth_role(const char *kind, const char *user_role)
 	return ROLE_NONE;
 }
 
+ts_err srv_auth_store_error(srv_db *db, int rc, const char *what)
+{
+	fprintf(stderr, "%s: %s: %s\n", __func__, what, sqlite3_errmsg(srv_db_handle(db)));
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_IOERR:
+	case SQLITE_INTERRUPT:
+	case SQLITE_FULL:
+	case SQLITE_NOMEM:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+		return TS_ERR_UNAVAILABLE;
+	default:
+		return TS_ERR_DB;
+	}
+}
+
+int srv_auth_is_api(const srv_principal *p)
+{
+	return strcmp(p->kind, "api") == 0;
+}
+
 /* Steps Q_TOKEN_BY_HASH to the row of this hash. The lookup is by hash; the stored hash is
- * compared again in constant time so that no early-exit compare decides. Returns the statement
- * on its row, or NULL (reset) when there is none. */
-static sqlite3_stmt *token_row(srv_db *db, const char hash[TS_TOKEN_HASH_HEX])
+ * compared again in constant time so that no early-exit compare decides. TS_OK with *out on
+ * its row; TS_ERR_UNAUTHORIZED (reset) when there is none; the store's error when the read
+ * failed, which must not read as "no such token". */
+static ts_err token_row(srv_db *db, const char hash[TS_TOKEN_HASH_HEX], sqlite3_stmt **out)
 {
 	sqlite3_stmt *st = srv_db_stmt(db, Q_TOKEN_BY_HASH);
 	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	int rc = sqlite3_step(st);
+	ts_err result = TS_ERR_UNAUTHORIZED;
+	if (rc == SQLITE_ROW) {
 		const char *stored = (const char *)sqlite3_column_text(st, 0);
-		if (stored && strlen(stored) == 64 && ts_ct_equal(stored, hash, 64))
-			return st;
+		if (stored && strlen(stored) == 64 && ts_ct_equal(stored, hash, 64)) {
+			*out = st;
+			return TS_OK;
+		}
+	} else if (rc != SQLITE_DONE) {
+		result = srv_auth_store_error(db, rc, "token lookup");
 	}
 	sqlite3_reset(st);
-	return NULL;
+	*out = NULL;
+	return result;
 }
 
 ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principal *p)
@@ -99,10 +131,11 @@ ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principa
 	if (*token == '\0' || strlen(token) >= TS_TOKEN_MAX)
 		return TS_ERR_UNAUTHORIZED;
 	ts_token_hash(token, hash);
-	sqlite3_stmt *st = token_row(db, hash);
-	ts_err result = TS_ERR_UNAUTHORIZED;
-	if (!st)
+	sqlite3_stmt *st;
+	ts_err result = token_row(db, hash, &st);
+	if (result)
 		return result;
+	result = TS_ERR_UNAUTHORIZED;
 	const char *kind = (const char *)sqlite3_column_text(st, 1);
 	int role = auth_role(kind ? kind : "", (const char *)sqlite3_column_text(st, 7));
 	if (role == ROLE_NONE || sqlite3_column_int(st, 6))
@@ -121,6 +154,7 @@ ts_err srv_auth_bearer(srv_db *db, const char *header, int64_t now, srv_principa
 	p->node_id = sqlite3_column_int64(st, 3);
 	const char *name = (const char *)sqlite3_column_text(st, 8);
 	snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
+	snprintf(p->kind, sizeof(p->kind), "%s", kind);
 	result = TS_OK;
 out:
 	sqlite3_reset(st);
@@ -197,10 +231,11 @@ ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now, int64_t *
 	if (ts_token_parse_enroll(token, secret, NULL))
 		return TS_ERR_UNAUTHORIZED;
 	ts_token_hash(secret, hash);
-	sqlite3_stmt *st = token_row(db, hash);
-	ts_err result = TS_ERR_UNAUTHORIZED;
-	if (!st)
+	sqlite3_stmt *st;
+	ts_err result = token_row(db, hash, &st);
+	if (result)
 		return result;
+	result = TS_ERR_UNAUTHORIZED;
 	const char *kind = (const char *)sqlite3_column_text(st, 1);
 	if (!kind || strcmp(kind, "enroll") != 0 || sqlite3_column_int(st, 6) || sqlite3_column_int(st, 9) ||
 	    sqlite3_column_int64(st, 4) <= 0 || sqlite3_column_int64(st, 5) <= now)
@@ -217,29 +252,92 @@ out:
 	return result;
 }
 
+/* A fixed hash to check against when the user does not exist, so the answer takes as long. */
+static const char dummy_hash[] = "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA$"
+				 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+srv_pw_job *srv_pw_job_new(void)
+{
+	return calloc(1, sizeof(srv_pw_job));
+}
+
+void srv_pw_job_free(srv_pw_job *job)
+{
+	if (!job)
+		return;
+	OPENSSL_cleanse(job, sizeof(*job));
+	free(job);
+}
+
+void srv_pw_job_run(void *arg)
+{
+	srv_pw_job *job = arg;
+	if (job->check)
+		job->match = srv_auth_check_password(job->password, job->stored);
+	if (job->hash && (!job->check || job->match))
+		job->hashed_result = srv_auth_hash_password(job->new_password, job->hashed);
+}
+
+ts_err srv_auth_login_prepare(srv_db *db, const char *user, const char *password, srv_pw_job *job)
+{
+	ts_err result = TS_OK;
+	sqlite3_stmt *st = srv_db_stmt(db, Q_USER_BY_NAME);
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	job->check = 1;
+	snprintf(job->password, sizeof(job->password), "%s", password);
+	snprintf(job->stored, sizeof(job->stored), "%s", dummy_hash);
+	if (rc == SQLITE_ROW) {
+		job->user_id = sqlite3_column_int64(st, 0);
+		snprintf(job->stored, sizeof(job->stored), "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(job->role, sizeof(job->role), "%s", (const char *)sqlite3_column_text(st, 2));
+		job->disabled = sqlite3_column_int(st, 3);
+	} else if (rc != SQLITE_DONE) {
+		result = srv_auth_store_error(db, rc, "user lookup");
+	}
+	sqlite3_reset(st);
+	return result;
+}
+
+ts_err srv_auth_login_finish(srv_db *db, const srv_pw_job *job, int64_t now,
+			     char token[TS_TOKEN_MAX], char role[16], int64_t *expires_at)
+{
+	if (!job->match || !job->user_id)
+		return TS_ERR_UNAUTHORIZED;
+	if (job->disabled)
+		return TS_ERR_FORBIDDEN;
+	snprintf(role, 16, "%s", job->role);
+	*expires_at = now + SRV_SESSION_TTL_S;
+	return srv_auth_issue(db, "session", job->user_id, 0, 0, *expires_at, NULL, now, token);
+}
+
 ts_err srv_auth_login(srv_db *db, const char *user, const char *password, int64_t now,
 		      char token[TS_TOKEN_MAX], char role[16], int64_t *expires_at)
 {
-	/* A fixed hash to check against when the user does not exist, so the answer takes as long. */
-	static const char dummy[] = "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA$"
-				    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-	char stored[SRV_PW_HASH_MAX] = "";
-	int64_t uid = 0;
-	int disabled = 0;
+	srv_pw_job *job = srv_pw_job_new();
+	if (!job)
+		return TS_ERR_NOMEM;
+	ts_err result = srv_auth_login_prepare(db, user, password, job);
+	if (!result) {
+		srv_pw_job_run(job);
+		result = srv_auth_login_finish(db, job, now, token, role, expires_at);
+	}
+	srv_pw_job_free(job);
+	return result;
+}
+
+ts_err srv_auth_user_hash(srv_db *db, const char *name, char out[SRV_PW_HASH_MAX])
+{
 	sqlite3_stmt *st = srv_db_stmt(db, Q_USER_BY_NAME);
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		uid = sqlite3_column_int64(st, 0);
-		snprintf(stored, sizeof(stored), "%s", (const char *)sqlite3_column_text(st, 1));
-		snprintf(role, 16, "%s", (const char *)sqlite3_column_text(st, 2));
-		disabled = sqlite3_column_int(st, 3);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	ts_err result = TS_ERR_NOT_FOUND;
+	if (rc == SQLITE_ROW) {
+		snprintf(out, SRV_PW_HASH_MAX, "%s", (const char *)sqlite3_column_text(st, 1));
+		result = TS_OK;
+	} else if (rc != SQLITE_DONE) {
+		result = srv_auth_store_error(db, rc, "user lookup");
 	}
 	sqlite3_reset(st);
-	int ok = srv_auth_check_password(password, uid ? stored : dummy) && uid;
-	if (!ok)
-		return TS_ERR_UNAUTHORIZED;
-	if (disabled)
-		return TS_ERR_FORBIDDEN;
-	*expires_at = now + SRV_SESSION_TTL_S;
-	return srv_auth_issue(db, "session", uid, 0, 0, *expires_at, NULL, now, token);
+	return result;
 }

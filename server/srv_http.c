@@ -211,7 +211,7 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 		evhttp_add_header(h, "X-Frame-Options", "DENY");
 		evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 	}
-	if (status == 429 || status == 503) {
+	if (status == 429) {
 		char secs[24];
 		snprintf(secs, sizeof(secs), "%d", r->retry_after > 1 ? (int)(r->retry_after + 0.999) : 1);
 		evhttp_add_header(h, "Retry-After", secs);
@@ -262,14 +262,62 @@ static ts_err rate_limit(srv_ctx *ctx, srv_limiter *l, const void *key, size_t l
 	return TS_ERR_RATE_LIMITED;
 }
 
+/* Keyed by the peer's network, not its exact address: an IPv6 client owns a whole /64. */
 static ts_err limit_address(srv_ctx *ctx, const srv_call *call, const srv_route *route, srv_req *r)
 {
+	char key[SRV_ADDR_KEY_MAX];
 	if (!call->peer)
 		return TS_OK;
-	ts_err result = rate_limit(ctx, ctx->lim_addr, call->peer, strlen(call->peer), r);
-	if (!result && route && (route->handler == api_login || route->handler == api_node_enroll))
-		result = rate_limit(ctx, ctx->lim_login, call->peer, strlen(call->peer), r);
+	size_t n = srv_limit_addr_key(call->peer, key);
+	ts_err result = rate_limit(ctx, ctx->lim_addr, key, n, r);
+	/* Login, enrollment and password changes cost a KDF or check a secret: a stricter limit. */
+	if (!result && route && (route->handler == api_login || route->handler == api_node_enroll ||
+				 route->handler == api_user_password))
+		result = rate_limit(ctx, ctx->lim_login, key, n, r);
 	return result;
+}
+
+ts_err srv_http_kdf(srv_ctx *ctx, srv_req *r, srv_pw_job *job, srv_kdf_cont cont)
+{
+	ts_err result;
+	if (!job)
+		return TS_ERR_NOMEM;
+	if (!ctx->kdf) {
+		srv_pw_job_run(job);
+		result = cont(ctx, r, job);
+		srv_pw_job_free(job);
+		return result;
+	}
+	if (!srv_kdf_has_room(ctx->kdf)) {
+		/* Queued KDFs cost memory and make every waiting client slower: shed load instead. */
+		srv_pw_job_free(job);
+		r->retry_after = 1;
+		snprintf(r->why, sizeof(r->why), "too many password checks in progress; retry in a second");
+		return TS_ERR_RATE_LIMITED;
+	}
+	r->kdf_job = job;
+	r->kdf_cont = cont;
+	return TS_OK;
+}
+
+/* A request's end, whatever the handler returned: an error becomes the JSON error reply. */
+static void handle_finish(srv_ctx *ctx, const srv_route *route, const char *path, srv_req *r,
+			  ts_err result)
+{
+	if (!result)
+		return;
+	json_decref(r->reply);
+	free(r->text);
+	r->text = NULL;
+	r->raw = NULL;
+	r->status = ts_err_http_status(result);
+	if (r->status >= 500) {
+		char shown_path[4 * 256], shown_why[4 * sizeof(r->why)];
+		fprintf(stderr, "%s: %s %s: %s (%s)\n", __func__, route ? route->path : "?",
+			ts_escape_ctrl(path ? path : "?", shown_path, sizeof(shown_path)),
+			ts_strerror(result), ts_escape_ctrl(r->why, shown_why, sizeof(shown_why)));
+	}
+	r->reply = error_json(result, r->why);
 }
 
 void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *route_index)
@@ -306,8 +354,10 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 	if (route->roles != ROLE_ANY) {
 		result = srv_auth_bearer(ctx->db, call->authorization, r->now, &r->who);
 		if (result) {
+			/* A store that cannot answer is not a revocation: that one is a 503, not a 401. */
 			snprintf(r->why, sizeof(r->why), "%s", result == TS_ERR_FORBIDDEN ?
-				 "this account is disabled" : "a valid bearer token is required");
+				 "this account is disabled" : result == TS_ERR_UNAUTHORIZED ?
+				 "a valid bearer token is required" : "the store is not available; retry");
 			goto out;
 		}
 		result = rate_limit(ctx, ctx->lim_token, &r->who.token_id, sizeof(r->who.token_id), r);
@@ -337,20 +387,7 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 	if (result == TS_ERR_UNAVAILABLE && !r->why[0])
 		snprintf(r->why, sizeof(r->why), "the store is busy; retry");
 out:
-	if (result) {
-		json_decref(r->reply);
-		free(r->text);
-		r->text = NULL;
-		r->raw = NULL;
-		r->status = ts_err_http_status(result);
-		if (r->status >= 500) {
-			char shown_path[4 * 256], shown_why[4 * sizeof(r->why)];
-			fprintf(stderr, "%s: %s %s: %s (%s)\n", __func__, route ? route->path : "?",
-				ts_escape_ctrl(path ? path : "?", shown_path, sizeof(shown_path)),
-				ts_strerror(result), ts_escape_ctrl(r->why, shown_why, sizeof(shown_why)));
-		}
-		r->reply = error_json(result, r->why);
-	}
+	handle_finish(ctx, route, path, r, result);
 	*route_index = route ? (size_t)(route - routes) : SRV_ROUTES_MAX;
 }
 
@@ -371,6 +408,14 @@ struct srv_held {
 	double t0;
 };
 
+/* Sends r now: a 503 says when to come back, as a 429 does. */
+static void reply_now(struct evhttp_request *ev, srv_req *r)
+{
+	if (r->status == 503)
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "Retry-After", "1");
+	send_reply(ev, r->status, r);
+}
+
 static void send_held(srv_ctx *ctx, struct srv_held *h, ts_err commit)
 {
 	if (commit) {
@@ -379,7 +424,7 @@ static void send_held(srv_ctx *ctx, struct srv_held *h, ts_err commit)
 		h->r.status = ts_err_http_status(TS_ERR_UNAVAILABLE);
 		h->r.reply = error_json(TS_ERR_UNAVAILABLE, "the store could not commit; retry");
 	}
-	send_reply(h->ev, h->r.status, &h->r);
+	reply_now(h->ev, &h->r);
 	count_request(ctx, h->route, h->r.status, ts_mono() - h->t0);
 	srv_req_clear(&h->r);
 }
@@ -400,6 +445,81 @@ static void flush_group(srv_ctx *ctx)
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	flush_group(arg);
+}
+
+/* Sends r's reply, or holds it until the group commit when it depends on uncommitted work;
+ * takes r's contents either way. */
+static void reply_or_hold(srv_ctx *ctx, struct evhttp_request *ev, srv_req *r, size_t route, double t0)
+{
+	if (srv_db_pending(ctx->db)) {
+		/* Held until the group commits: after the other requests ready now, at the latest. A
+		 * connection that closes meanwhile is fine: evhttp keeps a request the user holds. */
+		ctx->held[ctx->n_held++] = (struct srv_held){ev, *r, route, t0};
+		if (ctx->n_held == SRV_GROUP_MAX)
+			flush_group(ctx);
+		else if (ctx->n_held == 1)
+			event_active(ctx->flush_ev, EV_TIMEOUT, 0);
+		return;
+	}
+	reply_now(ev, r);
+	count_request(ctx, route, r->status, ts_mono() - t0);
+	srv_req_clear(r);
+}
+
+/* A request waiting for its KDF on the pool; the evhttp request stays ours until the reply. */
+struct srv_deferred {
+	srv_ctx *ctx;
+	struct evhttp_request *ev;
+	srv_req r;
+	size_t route;
+	double t0;
+};
+
+/* On the loop, the KDF done: the handler's continuation, then the reply as for any request. */
+static void on_kdf_done(void *arg)
+{
+	struct srv_deferred *d = arg;
+	srv_ctx *ctx = d->ctx;
+	const srv_route *route = d->route < TS_ARRAY_LEN(routes) ? &routes[d->route] : NULL;
+	srv_pw_job *job = d->r.kdf_job;
+	d->r.kdf_job = NULL;
+	d->r.now = ts_now();
+	/* The continuation writes (a session, a password): in its own transaction, as any handler. */
+	ts_err result = srv_db_begin(ctx->db);
+	if (!result)
+		result = d->r.kdf_cont(ctx, &d->r, job);
+	if (!result)
+		result = srv_db_commit(ctx->db);
+	srv_pw_job_free(job);
+	if (result)
+		srv_db_rollback(ctx->db);
+	handle_finish(ctx, route, route ? route->path : NULL, &d->r, result);
+	reply_or_hold(ctx, d->ev, &d->r, d->route, d->t0);
+	free(d);
+}
+
+static void kdf_work(void *arg)
+{
+	srv_pw_job_run(((struct srv_deferred *)arg)->r.kdf_job);
+}
+
+/* Hands a request whose handler asked for a KDF (r->kdf_job) to the pool; takes r. */
+static void defer(srv_ctx *ctx, struct evhttp_request *ev, srv_req *r, size_t route, double t0)
+{
+	struct srv_deferred *d = malloc(sizeof(*d));
+	if (d) {
+		*d = (struct srv_deferred){ctx, ev, *r, route, t0};
+		/* srv_http_kdf saw room just now, and nothing ran on the loop since. */
+		if (srv_kdf_submit(ctx->kdf, kdf_work, on_kdf_done, d) == 0)
+			return;
+		*r = d->r;
+		free(d);
+	}
+	srv_pw_job_free(r->kdf_job);
+	r->kdf_job = NULL;
+	srv_req_clear(r);
+	handle_finish(ctx, route < TS_ARRAY_LEN(routes) ? &routes[route] : NULL, NULL, r, TS_ERR_NOMEM);
+	reply_or_hold(ctx, ev, r, route, t0);
 }
 
 static void dispatch(struct evhttp_request *ev, void *arg)
@@ -427,19 +547,11 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	srv_http_handle(ctx, &call, &r, &route);
 	srv_conns_done(ctx->conns, bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), ts_mono());
 	r.call = NULL;
-	if (srv_db_pending(ctx->db)) {
-		/* Held until the group commits: after the other requests ready now, at the latest. A
-		 * connection that closes meanwhile is fine: evhttp keeps a request the user holds. */
-		ctx->held[ctx->n_held++] = (struct srv_held){ev, r, route, t0};
-		if (ctx->n_held == SRV_GROUP_MAX)
-			flush_group(ctx);
-		else if (ctx->n_held == 1)
-			event_active(ctx->flush_ev, EV_TIMEOUT, 0);
+	if (r.kdf_job) {
+		defer(ctx, ev, &r, route, t0);
 		return;
 	}
-	send_reply(ev, r.status, &r);
-	count_request(ctx, route, r.status, ts_mono() - t0);
-	srv_req_clear(&r);
+	reply_or_hold(ctx, ev, &r, route, t0);
 }
 
 /* Each connection gets its own TLS session; BEV_OPT_CLOSE_ON_FREE closes the socket with it. */
@@ -470,15 +582,18 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 	ctx->lim_addr = srv_limiter_new(16384, (double)cfg->rate_limit, 2.0 * (double)cfg->rate_limit, seed);
 	ctx->lim_token = srv_limiter_new(16384, (double)cfg->rate_limit, 2.0 * (double)cfg->rate_limit, seed + 1);
 	ctx->lim_login = srv_limiter_new(4096, (double)cfg->login_rate / 60.0, (double)cfg->login_rate, seed + 2);
+	ctx->kdf = srv_kdf_new(ctx->base, cfg->kdf_workers > 0 ? (int)cfg->kdf_workers : 2,
+			       cfg->kdf_queue > 0 ? (int)cfg->kdf_queue : 8);
 	ctx->http = evhttp_new(ctx->base);
 	ctx->held = calloc(SRV_GROUP_MAX, sizeof(*ctx->held));
 	/* The flush runs at the lowest priority: after every request that is ready now. */
 	ctx->flush_ev = event_new(ctx->base, -1, 0, on_flush, ctx);
 	if (!ctx->http || !ctx->conns || !ctx->lim_addr || !ctx->lim_token || !ctx->lim_login ||
-	    !ctx->held || !ctx->flush_ev)
+	    !ctx->held || !ctx->flush_ev || !ctx->kdf)
 		return TS_ERR_NOMEM;
 	event_priority_set(ctx->flush_ev, SRV_PRIORITIES - 1);
-	srv_db_set_group(ctx->db, (int)cfg->group_commit);
+	if (ctx->db) /* else the caller sets it when it opens the store (after dropping root) */
+		srv_db_set_group(ctx->db, (int)cfg->group_commit);
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
 	/* The wire body, gzipped or not, is capped at SRV_MAX_BODY by evhttp itself, before any of
@@ -519,6 +634,9 @@ void srv_http_sweep(srv_ctx *ctx)
 
 void srv_http_stop(srv_ctx *ctx)
 {
+	/* The KDFs in flight finish and answer first; their replies may join the group. */
+	srv_kdf_free(ctx->kdf);
+	ctx->kdf = NULL;
 	if (ctx->n_held)
 		flush_group(ctx);
 	if (ctx->flush_ev)

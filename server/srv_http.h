@@ -15,6 +15,7 @@
 #include "srv_auth.h"
 #include "srv_conn.h"
 #include "srv_db.h"
+#include "srv_kdf.h"
 #include "srv_limit.h"
 #include "ts_err.h"
 
@@ -45,6 +46,9 @@ typedef struct srv_config {
 	int64_t request_timeout_s;  /* accept to first complete request */
 	int64_t idle_timeout_s;     /* between requests on a kept-alive connection */
 	int64_t group_commit;       /* 1: many requests per transaction, replies after its commit */
+	int64_t kdf_workers;        /* threads that hash passwords off the event loop */
+	int64_t kdf_queue;          /* password checks queued or running at most; beyond: 429 */
+	int64_t busy_timeout_ms;    /* how long a statement waits for a lock before a 503 */
 } srv_config;
 
 #define SRV_GROUP_MAX 128 /* replies held for one group commit at most */
@@ -75,6 +79,7 @@ typedef struct srv_ctx {
 	srv_config cfg;
 	srv_conns *conns;
 	srv_limiter *lim_addr, *lim_token, *lim_login;
+	srv_kdf *kdf;              /* password hashing off the loop; NULL: inline (fuzzer, tools) */
 	struct event *flush_ev;    /* commits the group and sends the held replies */
 	struct srv_held *held;     /* replies waiting for the group commit */
 	size_t n_held;
@@ -112,10 +117,24 @@ typedef struct srv_req {
 	const char *content_type; /* for text and raw replies */
 	double retry_after; /* seconds, with TS_ERR_RATE_LIMITED */
 	char why[256];   /* on error: the message the client sees */
+	/* Set by srv_http_kdf: the reply waits for this job, then kdf_cont finishes the request. */
+	srv_pw_job *kdf_job;
+	ts_err (*kdf_cont)(srv_ctx *ctx, struct srv_req *r, srv_pw_job *job);
 } srv_req;
 
-/* A handler returns TS_OK with r->reply set, or an error with r->why filled in. */
+/* A handler returns TS_OK with r->reply set, or an error with r->why filled in; or it ends in
+ * srv_http_kdf, whose result it returns. */
 typedef ts_err (*srv_handler)(srv_ctx *ctx, srv_req *r);
+/* The rest of a handler after its password KDF: runs on the loop with the job done (it may
+ * use the store; it must not free the job) and returns what a handler returns. */
+typedef ts_err (*srv_kdf_cont)(srv_ctx *ctx, srv_req *r, srv_pw_job *job);
+
+/* Runs job (taking it: it is freed whatever happens) off the loop on ctx->kdf, and then cont
+ * on the loop; the dispatcher keeps the request meanwhile and sends cont's reply through the
+ * same path as any other (group commit included). A handler returns this call's result as
+ * its own. When every KDF slot is taken: TS_ERR_RATE_LIMITED (429, Retry-After). Without a
+ * pool (ctx->kdf NULL: the fuzzer, srv_http_handle callers) job and cont run inline, now. */
+ts_err srv_http_kdf(srv_ctx *ctx, srv_req *r, srv_pw_job *job, srv_kdf_cont cont);
 
 enum srv_body { BODY_NONE = 0, BODY_JSON = 1, BODY_OPTIONAL = 2 };
 
@@ -139,7 +158,9 @@ extern const double srv_latency_bounds[SRV_LATENCY_BUCKETS];
 ts_err srv_http_start(srv_ctx *ctx, const char *host, int port);
 /* Routes, authorizes, parses and handles one request into r (status and reply, text or raw
  * bytes), exactly as a request over the network would be; *route_index gets the route's row
- * (SRV_ROUTES_MAX when none matched). The caller sends the reply and calls srv_req_clear. */
+ * (SRV_ROUTES_MAX when none matched). The caller sends the reply and calls srv_req_clear.
+ * With ctx->kdf set, a handler may leave r->kdf_job set: then there is no reply yet, and the
+ * caller must hand r to the pool as srv_http's dispatcher does. */
 void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *route_index);
 void srv_req_clear(srv_req *r);
 

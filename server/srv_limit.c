@@ -1,5 +1,7 @@
 #include "srv_limit.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,4 +83,22 @@ double srv_limiter_take(srv_limiter *l, const void *key, size_t keylen, double n
 		return 0;
 	}
 	return (1 - b->tokens) / l->rate;
+}
+
+size_t srv_limit_addr_key(const char *peer, char out[SRV_ADDR_KEY_MAX])
+{
+	static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	unsigned char a[16];
+	char text[INET6_ADDRSTRLEN];
+	int n;
+	if (inet_pton(AF_INET6, peer, a) != 1) {
+		n = snprintf(out, SRV_ADDR_KEY_MAX, "%s", peer);
+	} else if (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0) {
+		n = snprintf(out, SRV_ADDR_KEY_MAX, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+	} else {
+		memset(a + 8, 0, 8);
+		inet_ntop(AF_INET6, a, text, sizeof(text));
+		n = snprintf(out, SRV_ADDR_KEY_MAX, "%s/64", text);
+	}
+	return n < 0 ? 0 : (size_t)n < SRV_ADDR_KEY_MAX ? (size_t)n : SRV_ADDR_KEY_MAX - 1;
 }

@@ -19,4 +19,11 @@ void srv_limiter_free(srv_limiter *l);
  * seconds until a token is free (for Retry-After). */
 double srv_limiter_take(srv_limiter *l, const void *key, size_t keylen, double now);
 
+/* The key an address is rate-limited by: an IPv6 address by its /64 ("2001:db8:1:2::/64"),
+ * since one subscriber gets a whole /64 and could otherwise take a new address per request;
+ * an IPv4-mapped IPv6 address as its IPv4 ("192.0.2.1"); anything else as it is (truncated).
+ * Writes the NUL-terminated key into out and returns its length. */
+#define SRV_ADDR_KEY_MAX 64
+size_t srv_limit_addr_key(const char *peer, char out[SRV_ADDR_KEY_MAX]);
+
 #endif

@@ -84,7 +84,7 @@ static const struct config_row {
 	{"rate-limit", offsetof(srv_config, rate_limit), 200, 0, 1000000,
 	 "requests/s per address and per token (0: off)"},
 	{"login-rate", offsetof(srv_config, login_rate), 30, 0, 100000,
-	 "login and enroll attempts per minute per address (0: off)"},
+	 "login, enroll and password-change attempts per minute per address or IPv6 /64 (0: off)"},
 	{"max-connections", offsetof(srv_config, max_connections), 4096, 1, 1000000,
 	 "open connections"},
 	{"max-connections-per-address", offsetof(srv_config, max_conns_per_addr), 512, 1, 1000000,
@@ -95,6 +95,12 @@ static const struct config_row {
 	 "seconds a kept-alive connection may wait for its next request"},
 	{"group-commit", offsetof(srv_config, group_commit), 1, 0, 1,
 	 "1: commit many requests at once, every reply after its commit"},
+	{"kdf-workers", offsetof(srv_config, kdf_workers), 2, 1, 64,
+	 "threads that check and hash passwords (32 MiB each)"},
+	{"kdf-queue", offsetof(srv_config, kdf_queue), 8, 1, 1024,
+	 "password checks queued or running at once; more get 429"},
+	{"busy-timeout", offsetof(srv_config, busy_timeout_ms), 5000, 1, 600000,
+	 "ms a request waits for a locked store before a 503"},
 };
 
 static void config_defaults(srv_config *cfg)
@@ -394,8 +400,10 @@ static int cmd_run(const struct opts *o)
 		fprintf(stderr, "tessera-server: cannot load the key and certificate from %s\n", o->data);
 		goto out;
 	}
-	if (srv_db_open(dbpath, 0, &ctx.db))
+	if (access(dbpath, F_OK) != 0) {
+		fprintf(stderr, "tessera-server: no database at %s (run tessera-server init first)\n", dbpath);
 		goto out;
+	}
 	ctx.base = event_base_new();
 	if (!ctx.base || event_base_priority_init(ctx.base, SRV_PRIORITIES) || srv_http_start(&ctx, host, port))
 		goto out;
@@ -414,6 +422,12 @@ static int cmd_run(const struct opts *o)
 		goto out;
 	if (o->user && drop_privileges(o->user, o->data))
 		goto out;
+	/* Only now: SQLite creates the -wal and -shm files at open, and they must belong to the
+	 * user that runs the server, not to root. */
+	if (srv_db_open(dbpath, 0, &ctx.db))
+		goto out;
+	sqlite3_busy_timeout(srv_db_handle(ctx.db), (int)o->cfg.busy_timeout_ms);
+	srv_db_set_group(ctx.db, (int)ctx.cfg.group_commit);
 	char portstr[16];
 	int n = snprintf(portstr, sizeof(portstr), "%d\n", ctx.port);
 	if (ts_write_file(portfile, portstr, (size_t)n, 0600)) {

@@ -178,8 +178,9 @@ Test(authz, users_see_and_touch_only_their_own, .init = setup, .fini = teardown,
 	/* Passwords: your own, or an admin's say. */
 	int64_t alice = th_db_int(&srv, "SELECT id FROM users WHERE name = 'alice'");
 	snprintf(path, sizeof(path), "/api/v1/users/%lld/password", (long long)alice);
-	snprintf(body, sizeof(body), "{\"password\":\"new-password-1\"}");
+	snprintf(body, sizeof(body), "{\"password\":\"new-password-1\",\"current_password\":\"password-bob\"}");
 	cr_expect_eq(th_http(&srv, "POST", path, tokens[OTHER], body, strlen(body), 0, NULL), 403);
+	snprintf(body, sizeof(body), "{\"password\":\"new-password-1\",\"current_password\":\"password-alice\"}");
 	cr_expect_eq(th_http(&srv, "POST", path, tokens[USER], body, strlen(body), 0, NULL), 200);
 	/* Tokens: bob cannot revoke alice's. */
 	snprintf(body, sizeof(body), "{\"name\":\"script\"}");
@@ -263,4 +264,115 @@ Test(authz, enrollment_tokens_are_listed_and_revocable, .init = setup, .fini = t
 	cr_assert_eq(th_http(&srv, "DELETE", path, srv.admin_token, NULL, 0, 0, NULL), 200);
 	cr_expect_eq(th_http(&srv, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, NULL), 401,
 		     "a revoked enrollment token still enrolls");
+}
+
+/* Changes a password as token; returns the status, and the error message into msg. */
+static long set_password(int64_t user, const char *token, const char *body, char *msg, size_t cap)
+{
+	char path[96];
+	json_t *reply = NULL;
+	snprintf(path, sizeof(path), "/api/v1/users/%lld/password", (long long)user);
+	long status = th_http(&srv, "POST", path, token, body, strlen(body), 0, &reply);
+	const char *m = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+	snprintf(msg, cap, "%s", m ? m : "");
+	json_decref(reply);
+	return status;
+}
+
+Test(authz, own_password_change_needs_the_current_one, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char msg[256];
+	make_callers();
+	int64_t alice = th_db_int(&srv, "SELECT id FROM users WHERE name = 'alice'");
+	int64_t bob = th_db_int(&srv, "SELECT id FROM users WHERE name = 'bob'");
+	int64_t admin = th_db_int(&srv, "SELECT id FROM users WHERE name = 'admin'");
+	/* A session left open is not enough to take the account over. */
+	cr_expect_eq(set_password(alice, tokens[USER], "{\"password\":\"taken-over-1\"}", msg, sizeof(msg)), 400);
+	cr_expect(strstr(msg, "current_password"), "message: %s", msg);
+	cr_expect_eq(set_password(alice, tokens[USER], "{\"password\":\"taken-over-1\",\"current_password\":\"guess-1\"}",
+				  msg, sizeof(msg)), 403);
+	cr_expect(strstr(msg, "current password is wrong"), "message: %s", msg);
+	cr_expect_eq(th_http(&srv, "GET", "/api/v1/me", tokens[USER], NULL, 0, 0, NULL), 200,
+		     "a wrong current password ended the session");
+	cr_expect_eq(set_password(alice, tokens[USER],
+				  "{\"password\":\"new-password-1\",\"current_password\":\"password-alice\"}",
+				  msg, sizeof(msg)), 200, "%s", msg);
+	login("alice", "new-password-1", tokens[USER]);
+	/* An admin sets another user's password without it, but not their own. */
+	cr_expect_eq(set_password(bob, tokens[ADMIN], "{\"password\":\"reset-by-admin\"}", msg, sizeof(msg)), 200, "%s", msg);
+	login("bob", "reset-by-admin", tokens[OTHER]);
+	cr_expect_eq(set_password(admin, tokens[ADMIN], "{\"password\":\"admin-password-2\"}", msg, sizeof(msg)), 400);
+	char body[256];
+	snprintf(body, sizeof(body), "{\"password\":\"admin-password-2\",\"current_password\":\"%s\"}", TH_ADMIN_PASSWORD);
+	cr_expect_eq(set_password(admin, tokens[ADMIN], body, msg, sizeof(msg)), 200, "%s", msg);
+}
+
+/* Makes an API token for session; returns its id. */
+static int64_t api_token(const char *session, char *out)
+{
+	json_t *reply = NULL;
+	const char *body = "{\"name\":\"script\"}";
+	cr_assert_eq(th_http(&srv, "POST", "/api/v1/tokens", session, body, strlen(body), 0, &reply), 201);
+	snprintf(out, 160, "%s", json_string_value(json_object_get(reply, "token")));
+	int64_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	return id;
+}
+
+Test(authz, api_tokens_cannot_manage_passwords_or_tokens, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char api[160], admin_api[160], msg[256], path[64];
+	json_t *reply = NULL;
+	make_callers();
+	int64_t alice = th_db_int(&srv, "SELECT id FROM users WHERE name = 'alice'");
+	int64_t bob = th_db_int(&srv, "SELECT id FROM users WHERE name = 'bob'");
+	int64_t id = api_token(tokens[USER], api);
+	api_token(tokens[ADMIN], admin_api);
+	/* It works for what it is for... */
+	cr_expect_eq(th_http(&srv, "GET", "/api/v1/me", api, NULL, 0, 0, NULL), 200);
+	cr_expect_eq(th_http(&srv, "GET", "/api/v1/jobs", api, NULL, 0, 0, NULL), 200);
+	/* ...but cannot change a password, even knowing the current one... */
+	cr_expect_eq(set_password(alice, api, "{\"password\":\"new-password-1\",\"current_password\":\"password-alice\"}",
+				  msg, sizeof(msg)), 403);
+	cr_expect(strstr(msg, "API token"), "message: %s", msg);
+	cr_expect_eq(set_password(bob, admin_api, "{\"password\":\"new-password-1\"}", msg, sizeof(msg)), 403);
+	login("alice", "password-alice", tokens[USER]);
+	login("bob", "password-bob", tokens[OTHER]);
+	/* ...nor list, mint or revoke tokens. */
+	cr_expect_eq(th_http(&srv, "GET", "/api/v1/tokens", api, NULL, 0, 0, &reply), 403);
+	const char *m = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+	cr_expect(m && strstr(m, "API token"), "message: %s", m ? m : "(none)");
+	json_decref(reply);
+	const char *body = "{\"name\":\"more\"}";
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/tokens", api, body, strlen(body), 0, NULL), 403);
+	cr_expect_eq(th_http(&srv, "POST", "/api/v1/tokens", admin_api, body, strlen(body), 0, NULL), 403);
+	snprintf(path, sizeof(path), "/api/v1/tokens/%lld", (long long)id);
+	cr_expect_eq(th_http(&srv, "DELETE", path, api, NULL, 0, 0, NULL), 403);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM tokens WHERE kind = 'api' AND revoked = 0"), 2,
+		     "the two API tokens made here, no more, none revoked");
+	/* A session still manages them. */
+	cr_expect_eq(th_http(&srv, "GET", "/api/v1/tokens", tokens[USER], NULL, 0, 0, NULL), 200);
+	cr_expect_eq(th_http(&srv, "DELETE", path, tokens[USER], NULL, 0, 0, NULL), 200);
+	cr_expect_eq(th_http(&srv, "GET", "/api/v1/me", api, NULL, 0, 0, NULL), 401);
+}
+
+/* A session in hand must not make guessing the current password cheap: password changes count
+ * against the login rate. */
+Test(authz, current_password_guesses_are_rate_limited, .fini = teardown, .timeout = 60)
+{
+	static const char *const args[] = {"--login-rate", "5", NULL};
+	char msg[256];
+	th_server_start_args(&srv, args); /* its admin login takes one of the 5 */
+	int64_t admin = th_db_int(&srv, "SELECT id FROM users WHERE name = 'admin'");
+	int wrong = 0, limited = 0;
+	for (int i = 0; i < 10; i++) {
+		long status = set_password(admin, srv.admin_token,
+					   "{\"password\":\"new-password-1\",\"current_password\":\"guess-1\"}",
+					   msg, sizeof(msg));
+		cr_expect(status == 403 || status == 429, "guess %d: HTTP %ld (%s)", i, status, msg);
+		wrong += status == 403;
+		limited += status == 429;
+	}
+	cr_expect_leq(wrong, 4, "%d guesses were checked with a login rate of 5 per minute", wrong);
+	cr_expect_geq(limited, 6);
 }

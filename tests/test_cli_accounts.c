@@ -39,21 +39,39 @@ static const char *cfg(const char *who)
 /* Runs tessera with config dir dir, the admin's password in $TESSERA_PASSWORD and one more
  * environment entry (NULL: none, or it overrides), then the arguments up to NULL. Its stdout
  * and stderr go to out. Returns the exit status. */
-static int cli(const char *dir, const char *env_extra, char *out, ...)
+static int cli_va(const char *dir, const char *env_extra, const char *env_more, char *out, va_list ap)
 {
 	char env_cfg[512], env_pw[128];
 	char *argv[16] = {(char *)th_bin("tessera")};
 	int n = 1;
-	va_list ap;
-	va_start(ap, out);
 	for (const char *a; n < 15 && (a = va_arg(ap, const char *)) != NULL;)
 		argv[n++] = (char *)a;
-	va_end(ap);
 	argv[n] = NULL;
 	snprintf(env_cfg, sizeof(env_cfg), "TESSERA_CONFIG=%s", dir);
 	snprintf(env_pw, sizeof(env_pw), "TESSERA_PASSWORD=%s", TH_ADMIN_PASSWORD);
-	char *env[] = {env_cfg, env_pw, (char *)env_extra, NULL};
+	char *env[] = {env_cfg, env_pw, (char *)env_extra, (char *)env_more, NULL};
+	if (!env_extra)
+		env[2] = (char *)env_more, env[3] = NULL;
 	return th_run(argv, env, 30, out, OUT_MAX);
+}
+
+static int cli(const char *dir, const char *env_extra, char *out, ...)
+{
+	va_list ap;
+	va_start(ap, out);
+	int rc = cli_va(dir, env_extra, NULL, out, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* cli with two more environment entries (the later one wins over the defaults). */
+static int cli2(const char *dir, const char *env_extra, const char *env_more, char *out, ...)
+{
+	va_list ap;
+	va_start(ap, out);
+	int rc = cli_va(dir, env_extra, env_more, out, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* Logs in as the admin with the pin, in dir. */
@@ -152,9 +170,15 @@ Test(users, add_list_disable_enable_passwd_remove, .init = setup, .fini = teardo
 	cr_expect_eq(cli(alice, "TESSERA_PASSWORD=alice-pass-1", out, "login", srv.url, "--user", "alice",
 			 NULL), 0, "%s", out);
 
-	/* A user changes its own password; the old one stops working. */
-	cr_expect_eq(cli(alice, "TESSERA_NEW_PASSWORD=alice-pass-2", out, "users", "passwd", NULL), 0,
-		     "%s", out);
+	/* A user changes its own password, giving the current one; the old one stops working. */
+	cr_expect_eq(cli2(alice, "TESSERA_NEW_PASSWORD=alice-pass-2", "TESSERA_PASSWORD=wrong-pass-1", out,
+			  "users", "passwd", NULL), 1, "changed with a wrong current password: %s", out);
+	cr_expect(strstr(out, "current password is wrong"), "%s", out);
+	cr_expect_eq(cli2(alice, "TESSERA_NEW_PASSWORD=alice-pass-2", "TESSERA_PASSWORD=", out,
+			  "users", "passwd", NULL), 1, "changed without the current password: %s", out);
+	cr_expect(strstr(out, "no current password"), "%s", out);
+	cr_expect_eq(cli2(alice, "TESSERA_NEW_PASSWORD=alice-pass-2", "TESSERA_PASSWORD=alice-pass-1", out,
+			  "users", "passwd", NULL), 0, "%s", out);
 	cr_expect(strstr(out, "your password was changed"), "%s", out);
 	cr_expect_eq(cli(alice, "TESSERA_NEW_PASSWORD=alice-pass-2", out, "users", "passwd", "admin", NULL),
 		     1, "a user changed the admin's password");

@@ -336,3 +336,31 @@ Test(cli, nodes_disable_enable_and_adaptive_submit, .init = srv_start, .fini = s
 	cr_expect(json_is_true(json_object_get(job, "adaptive")), "--adaptive was not sent");
 	json_decref(job);
 }
+
+/* The enrollment token need not be an argument (where ps shows it): stdin or the environment. */
+Test(enroll, token_from_stdin_or_the_environment, .init = srv_start, .fini = srv_stop, .timeout = 120)
+{
+	char token[160], state[400], tokfile[400], cmd[1600], out[4096], env_tok[200];
+	th_enroll_token(&srv, 2, token, sizeof(token));
+	/* stdin: --token - reads one line. */
+	snprintf(state, sizeof(state), "%s/from-stdin", srv.dir);
+	snprintf(tokfile, sizeof(tokfile), "%s/token.txt", srv.dir);
+	cr_assert_eq(ts_write_file(tokfile, cmd, (size_t)snprintf(cmd, sizeof(cmd), "%s\n", token), 0600), TS_OK);
+	snprintf(cmd, sizeof(cmd), "exec '%s' enroll '%s' --token - --state '%s' --name from-stdin --no-bench < '%s'",
+		 th_bin("tessera-client"), srv.url, state, tokfile);
+	char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+	cr_expect_eq(th_run(sh, NULL, 60, out, sizeof(out)), 0, "enroll --token -: %s", out);
+	cr_expect(strstr(out, "enrolled as node"), "%s", out);
+	/* The environment, with no token argument at all. */
+	snprintf(state, sizeof(state), "%s/from-env", srv.dir);
+	snprintf(env_tok, sizeof(env_tok), "TESSERA_ENROLL_TOKEN=%s", token);
+	char *env[] = {env_tok, NULL};
+	char *argv[] = {(char *)th_bin("tessera-client"), "enroll", srv.url, "--state", state, "--name",
+			"from-env", "--no-bench", NULL};
+	cr_expect_eq(th_run(argv, env, 60, out, sizeof(out)), 0, "enroll with $TESSERA_ENROLL_TOKEN: %s", out);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE name IN ('from-stdin', 'from-env')"), 2);
+	/* Neither: a usage error that says where a token may come from. */
+	snprintf(state, sizeof(state), "%s/none", srv.dir);
+	cr_expect_eq(th_run(argv, NULL, 60, out, sizeof(out)), 2, "%s", out);
+	cr_expect(strstr(out, "TESSERA_ENROLL_TOKEN"), "%s", out);
+}

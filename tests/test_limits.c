@@ -215,3 +215,35 @@ Test(limits, header_flood_is_refused, .fini = teardown, .timeout = 60)
 	cr_expect(strncmp(out, "HTTP/1.1 4", 10) == 0, "64 KiB of headers were not refused: [%s]", out);
 	cr_expect_eq(th_http(&srv, "GET", "/healthz", NULL, NULL, 0, 0, NULL), 200);
 }
+
+/* Rate-limit keys: one IPv6 client owns a /64, so it is limited as one; IPv4 as it is. */
+#include "srv_limit.h"
+
+static const char *addr_key(const char *peer)
+{
+	static char key[SRV_ADDR_KEY_MAX];
+	srv_limit_addr_key(peer, key);
+	return key;
+}
+
+Test(limits, ipv6_peers_are_keyed_by_their_64)
+{
+	cr_expect_str_eq(addr_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+	cr_expect_str_eq(addr_key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+	cr_expect_str_eq(addr_key("2001:0db8:0001:0002::1"), "2001:db8:1:2::/64", "spellings of one /64 agree");
+	cr_expect_str_neq(addr_key("2001:db8:1:3::1"), "2001:db8:1:2::/64");
+	cr_expect_str_eq(addr_key("::1"), "::/64");
+	cr_expect_str_eq(addr_key("::ffff:192.0.2.7"), "192.0.2.7", "IPv4-mapped: the IPv4 address");
+	cr_expect_str_eq(addr_key("192.0.2.7"), "192.0.2.7");
+	cr_expect_str_eq(addr_key("not an address"), "not an address");
+	/* Two addresses of one /64 share a bucket; another /64 has its own. */
+	srv_limiter *l = srv_limiter_new(64, 1, 1, 42);
+	char a[SRV_ADDR_KEY_MAX], b[SRV_ADDR_KEY_MAX], c[SRV_ADDR_KEY_MAX];
+	size_t na = srv_limit_addr_key("2001:db8:1:2::1", a);
+	size_t nb = srv_limit_addr_key("2001:db8:1:2::2", b);
+	size_t nc = srv_limit_addr_key("2001:db8:1:3::1", c);
+	cr_expect_eq(srv_limiter_take(l, a, na, 100), 0);
+	cr_expect_gt(srv_limiter_take(l, b, nb, 100), 0, "a new address in the same /64 got a fresh bucket");
+	cr_expect_eq(srv_limiter_take(l, c, nc, 100), 0);
+	srv_limiter_free(l);
+}

@@ -9,6 +9,8 @@ export default {
   title: 'Account',
   render(ctx) {
     const me = ctx.me;
+    const current = h('input#account-current-password', { type: 'password', autocomplete: 'current-password' });
+    const currentField = field('Current password', current, 'The one you log in with now.');
     const pw = h('input#account-password', { type: 'password', autocomplete: 'new-password' });
     const again = h('input#account-password-again', { type: 'password', autocomplete: 'new-password' });
     const pwField = field('New password', pw, 'At least 8 characters.');
@@ -27,14 +29,16 @@ export default {
     async function changePassword(ev) {
       ev.preventDefault();
       pwErr.show(null);
+      const noCurrent = current.value.length < 1 ? 'Your current password is needed.' : null;
+      currentField.error(noCurrent);
       const bad = pw.value.length < 8 ? 'At least 8 characters.' : pw.value.length > 1024 ? 'At most 1024 characters.' : null;
       pwField.error(bad);
       againField.error(!bad && pw.value !== again.value ? 'The two passwords differ.' : null);
-      if (bad || pw.value !== again.value) return;
+      if (noCurrent || bad || pw.value !== again.value) return;
       pwButton.disabled = true;
       try {
-        await post(`/users/${me.id}/password`, { password: pw.value });
-        pw.value = again.value = '';
+        await post(`/users/${me.id}/password`, { password: pw.value, current_password: current.value });
+        current.value = pw.value = again.value = '';
         toast('Password changed; your other sessions have ended.');
       } catch (e) {
         pwErr.show(e, 'Could not change the password.');
@@ -99,7 +103,7 @@ export default {
         h('dt', 'Role'), h('dd', me.role),
         h('dt', 'Session ends'), h('dd', expires))),
       h('div.cols',
-        h('form.card', { onsubmit: changePassword, novalidate: true }, h('h2', 'Change password'), pwField, againField, pwErr, h('div.actions', pwButton)),
+        h('form.card', { onsubmit: changePassword, novalidate: true }, h('h2', 'Change password'), currentField, pwField, againField, pwErr, h('div.actions', pwButton)),
         h('form.card', { onsubmit: createToken, novalidate: true }, h('h2', 'API tokens'),
           h('p.muted', 'For scripts and the CLI, instead of a password.'), tokField, tokErr, h('div.actions', tokButton))),
       tokCreated,
