@@ -74,20 +74,7 @@ static int auth_role(const char *kind, const char *user_role)
 
 ts_err srv_auth_store_error(srv_db *db, int rc, const char *what)
 {
-	fprintf(stderr, "%s: %s: %s\n", __func__, what, sqlite3_errmsg(srv_db_handle(db)));
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_IOERR:
-	case SQLITE_INTERRUPT:
-	case SQLITE_FULL:
-	case SQLITE_NOMEM:
-	case SQLITE_CANTOPEN:
-	case SQLITE_PROTOCOL:
-		return TS_ERR_UNAVAILABLE;
-	default:
-		return TS_ERR_DB;
-	}
+	return srv_db_error(db, rc, what);
 }
 
 int srv_auth_is_api(const srv_principal *p)

@@ -369,17 +369,22 @@ sqlite3 *srv_db_handle(srv_db *db)
 	return db->h;
 }
 
-/* A failed step's error: busy or locked is worth a retry (503), anything else is ours (500). */
-static ts_err db_err(srv_db *db, int rc, const char *sql)
+/* A failed step's error: busy, locked, interrupted, I/O, full or out of memory is worth a retry
+ * (503); a constraint is a conflict (409); anything else is ours (500). */
+ts_err srv_db_error(srv_db *db, int rc, const char *what)
 {
-	fprintf(stderr, "srv_db: %s: %s\n", sql ? sql : "?", sqlite3_errmsg(db->h));
+	fprintf(stderr, "srv_db: %s: %s\n", what ? what : "?", sqlite3_errmsg(db->h));
 	switch (rc & 0xff) {
 	case SQLITE_CONSTRAINT:
 		return TS_ERR_CONFLICT;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 	case SQLITE_IOERR:
+	case SQLITE_INTERRUPT:
 	case SQLITE_FULL:
+	case SQLITE_NOMEM:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
 		return TS_ERR_UNAVAILABLE;
 	default:
 		return TS_ERR_DB;
@@ -392,7 +397,7 @@ ts_err srv_db_step(srv_db *db, sqlite3_stmt *st, int *row)
 	*row = rc == SQLITE_ROW;
 	if (rc == SQLITE_ROW)
 		return TS_OK;
-	ts_err result = rc == SQLITE_DONE ? TS_OK : db_err(db, rc, sqlite3_sql(st));
+	ts_err result = rc == SQLITE_DONE ? TS_OK : srv_db_error(db, rc, sqlite3_sql(st));
 	sqlite3_reset(st);
 	return result;
 }
@@ -402,7 +407,7 @@ ts_err srv_db_exec(srv_db *db, sqlite3_stmt *st)
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
-	ts_err result = rc == SQLITE_DONE ? TS_OK : db_err(db, rc, sqlite3_sql(st));
+	ts_err result = rc == SQLITE_DONE ? TS_OK : srv_db_error(db, rc, sqlite3_sql(st));
 	sqlite3_reset(st);
 	return result;
 }
@@ -412,7 +417,7 @@ static ts_err tx_run(srv_db *db, int which)
 	sqlite3_stmt *st = db->tx[which];
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? TS_OK : db_err(db, rc, tx_sql[which]);
+	return rc == SQLITE_DONE ? TS_OK : srv_db_error(db, rc, tx_sql[which]);
 }
 
 /* Transactions nest: only the outermost begin and commit act, so a helper that needs a

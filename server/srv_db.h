@@ -132,6 +132,10 @@ ts_err srv_db_query_int(srv_db *db, enum srv_stmt q, const int64_t *v, size_t n,
 	srv_db_query_int(db, q, (const int64_t[]){__VA_ARGS__},                                    \
 			 sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), def, out)
 
+/* The error for a failed step's SQLite code rc (logged with what): TS_ERR_UNAVAILABLE for what a
+ * retry may cure (busy, locked, I/O...), TS_ERR_CONFLICT for a constraint, else TS_ERR_DB. */
+ts_err srv_db_error(srv_db *db, int rc, const char *what);
+
 /* Steps a statement: *row says whether it is on a row. At the end or on an error it is reset;
  * an error is TS_ERR_UNAVAILABLE (busy, I/O: retry) or TS_ERR_DB, never "no row". */
 ts_err srv_db_step(srv_db *db, sqlite3_stmt *st, int *row);

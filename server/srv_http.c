@@ -548,6 +548,10 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	srv_conns_done(ctx->conns, bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), ts_mono());
 	r.call = NULL;
 	if (r.kdf_job) {
+		/* Nothing of it is written yet: a group it opened must not stay open (holding the write
+		 * lock) until the KDF is done, when no reply is waiting to flush it. */
+		if (srv_db_pending(ctx->db) && ctx->n_held == 0)
+			flush_group(ctx);
 		defer(ctx, ev, &r, route, t0);
 		return;
 	}
