@@ -58,9 +58,9 @@ host_sources() {
       tolower($1) == "suites:" { $1 = ""; suites = $0 }
       END { flush() }' "$f"
   done
-  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | # either may be missing
     sed 's/\[[^]]*\]//' |
-    awk -v want="^$suite(-updates|-security)?$" '$1 == "deb" && $3 ~ want { print $2, $3 }'
+    awk -v want="^$suite(-updates|-security)?$" '$1 == "deb" && $3 ~ want { print $2, $3 }' || true
 }
 
 sources=$(host_sources | sed 's|/*  *| |' | sort -u)
