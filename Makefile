@@ -2,8 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+PREFIX ?= /usr/local
 
-.PHONY: all deps build demo test fuzz clean
+.PHONY: all deps build demo test install fuzz clean
 
 all: build
 
@@ -19,6 +20,10 @@ demo: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# tessera-server, tessera-client and tessera into $(DESTDIR)$(PREFIX)/bin.
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 FUZZ_SECONDS ?= 600
 fuzz: deps
