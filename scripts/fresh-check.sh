@@ -116,8 +116,12 @@ awk '{ print "deb", $1, $2, "main" }' <<<"$sources" >"$root/etc/apt/sources.list
 rm -f "$root"/etc/apt/sources.list.d/*
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
+# This machine's network as it is: its resolver, its npm settings, and the CAs it adds locally (a
+# proxy's, say), which ca-certificates takes in when make deps installs it there.
 [ -f /etc/resolv.conf ] && cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 [ -f "$HOME/.npmrc" ] && cp "$HOME/.npmrc" "$root/root/.npmrc"
+mkdir -p "$root/usr/local/share/ca-certificates"
+cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
 
 bind /proc /proc
 bind /sys /sys
