@@ -3,6 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
+CTEST_FLAGS ?=
 
 .PHONY: all deps build demo test install fuzz clean
 
@@ -19,7 +20,7 @@ demo: build
 	@./scripts/demo.sh $(BUILD)
 
 test: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 # tessera-server, tessera-client and tessera into $(DESTDIR)$(PREFIX)/bin.
 install: build

@@ -104,7 +104,7 @@ fi
 
 # A pristine copy for this run. A previous run killed hard may have left mounts in the old one.
 if [ -d "$root" ]; then
-  grep -o " $root/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  { grep -o " $root/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m"; done
   ! grep -q " $root/" /proc/mounts || die "$root still has mounts; unmount them first"
   rm -rf "$root"
 fi
