@@ -102,12 +102,16 @@ if [ ! -x "$base/usr/bin/git" ]; then
   log "debootstrap took $(($(date +%s) - t0))s"
 fi
 
-# A pristine copy for this run. A previous run killed hard may have left mounts in the old one.
+# A pristine copy for this run. The previous run's root (kept for a look at what failed) goes
+# away in the background; a run killed hard may have left mounts in it.
 if [ -d "$root" ]; then
   { grep -o " $root/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m"; done
   ! grep -q " $root/" /proc/mounts || die "$root still has mounts; unmount them first"
-  rm -rf "$root"
+  old=$(mktemp -d "$dir/old-root-XXXXXX")
+  mv "$root" "$old/"
+  nohup nice ionice -c3 rm -rf "$dir"/old-root-* >/dev/null 2>&1 &
 fi
+log "a pristine copy of $base in $root"
 cp -a "$base" "$root"
 
 # apt in the root: this machine's Debian mirrors for bookworm, -updates and -security (chromium
