@@ -145,7 +145,7 @@ in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root CI=true LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c "$1"
 }
-in_root 'git clone -q /tmp/tessera.bundle /root/tessera && git -C /root/tessera -c advice.detachedHead=false checkout -q --detach '"$commit" ||
+in_root 'git -c advice.detachedHead=false clone -q /tmp/tessera.bundle /root/tessera && git -C /root/tessera checkout -q --detach '"$commit" ||
   die "git clone of $commit inside the root failed"
 log "testing $commit in $root"
 
