@@ -4,7 +4,8 @@
 # `make demo` and `make test` there through chroot, as root with HOME=/root and CI=true.
 # Prints the time each took and a last line "fresh-check: PASS" or "fresh-check: FAIL: ...".
 #
-# Usage: scripts/fresh-check.sh [-d DIR] [REPO]
+# Usage: scripts/fresh-check.sh [-c] [-d DIR] [REPO]
+#   -c    run the CI job (.ci/run) there instead of make demo and make test, and time it
 #   REPO  the git repository to clone (default: the one this script is in); its HEAD commit, so
 #         uncommitted changes are not tested.
 #   DIR   where the roots live (default /var/tmp/tessera-fresh): DIR/base is a pristine root kept
@@ -16,8 +17,10 @@
 set -euo pipefail
 
 dir=/var/tmp/tessera-fresh
-while getopts d:h opt; do
+steps=("make demo" "make test")
+while getopts cd:h opt; do
   case $opt in
+    c) steps=(.ci/run) ;;
     d) dir=$OPTARG ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac
@@ -151,16 +154,17 @@ log "testing $commit in $root"
 
 result=PASS
 times=()
-for target in demo test; do
+for step in "${steps[@]}"; do
   t0=$(date +%s)
-  log "make $target (log: $dir/make-$target.log)"
+  steplog=$dir/$(tr -c 'a-z\n' - <<<"${step#.}").log
+  log "$step (log: $steplog)"
   rc=0
-  in_root "cd /root/tessera && make $target" 2>&1 | tee "$dir/make-$target.log" || rc=$?
+  in_root "cd /root/tessera && $step" 2>&1 | tee "$steplog" || rc=$?
   took=$(($(date +%s) - t0))
-  times+=("make $target: ${took}s (exit $rc)")
-  log "make $target took ${took}s, exit status $rc"
+  times+=("$step: ${took}s (exit $rc)")
+  log "$step took ${took}s, exit status $rc"
   if [ "$rc" -ne 0 ]; then
-    result="FAIL: make $target exited $rc"
+    result="FAIL: $step exited $rc"
     break
   fi
 done
