@@ -32,7 +32,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 # Another apt (unattended-upgrades on a machine just booted) may hold the lock: wait for it.
-apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600)
+# Line-buffered, so that apt's own lines come in order with its status lines.
+apt=("${sudo[@]}" stdbuf -oL apt-get -o DPkg::Lock::Timeout=600)
 native=$(dpkg --print-architecture)
 for p in "${missing[@]}"; do
   case $p in *:*) arch=${p##*:} ;; *) continue ;; esac
