@@ -13,7 +13,10 @@
 #         DIR/apt-archives keeps the downloaded .deb files between runs (apt still fetches fresh
 #         indexes and checks each file against them); FRESH_APT_CACHE=0 downloads everything anew.
 # Needs root. Installs debootstrap on this machine when it is missing. The Debian mirror is the
-# one this machine's apt sources name. Exit status: 0 on PASS, 1 on FAIL, 2 on a usage error.
+# one this machine's apt sources name; the root gets this machine's /etc/resolv.conf, ~/.npmrc
+# and local CAs (/usr/local/share/ca-certificates), and /proc, /sys, /dev, /dev/pts and /dev/shm
+# bound in, unmounted on exit after what still runs in the root is killed.
+# Exit status: 0 on PASS, 1 on FAIL, 2 on a usage error.
 set -euo pipefail
 
 dir=/var/tmp/tessera-fresh
