@@ -17,7 +17,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only: a log or a pipe gets plain text.
+if [ -t 1 ]; then
+  say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+else
+  say() { printf '==> %s\n' "$*"; }
+fi
 
 say "starting a server in $work"
 init_out=$(env -u TESSERA_ADMIN_PASSWORD "$bin/tessera-server" init --data "$work/data")

@@ -6,6 +6,16 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 build=${2:-build-fuzz}
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (make deps)" >&2; exit 1; }
+# ASan and UBSan traces name functions and lines only through llvm-symbolizer: Debian's is
+# versioned (llvm-14 has /usr/lib/llvm-14/bin/llvm-symbolizer), so point them at clang's own.
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ]; then
+  symbolizer=$(command -v llvm-symbolizer || clang -print-prog-name=llvm-symbolizer)
+  if [ -x "$symbolizer" ]; then
+    export ASAN_SYMBOLIZER_PATH=$symbolizer UBSAN_SYMBOLIZER_PATH=$symbolizer
+  else
+    echo "fuzz: no llvm-symbolizer (Debian's llvm-14, make deps): traces will show addresses only" >&2
+  fi
+fi
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DTESSERA_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" --target fuzz_api -j "$(nproc)" >/dev/null
 corpus="$build/corpus"

@@ -8,11 +8,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 
 fail() { echo "test_browser: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+# The node and npm that make deps installs (Debian's nodejs 18 and npm, in /usr/bin) come first,
+# whatever other node PATH has; npm's own #!/usr/bin/env node then finds the same node.
+PATH=/usr/bin:$PATH
 command -v node >/dev/null || fail "node is missing (make deps installs it)"
 command -v npm >/dev/null || fail "npm is missing (make deps installs it)"
 [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is missing (make deps installs Debian's chromium)"
+# playwright-core 1.61 is the newest that runs on Debian 12's node 18 (1.62 and later need 20).
 major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$major" -ge 20 ] || fail "node $major is too old: playwright-core needs node 20 or later"
+[ "$major" -ge 18 ] || fail "node $major is too old: playwright-core needs node 18 or later"
+echo "test_browser: node $(node --version) ($(command -v node)), npm $(npm --version)," \
+  "$(/usr/bin/chromium --version 2>/dev/null)"
 
 # npm ci when node_modules is missing or older than the lock file; flock keeps two runs apart.
 if [ ! -f "$here/node_modules/.package-lock.json" ] ||
