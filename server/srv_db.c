@@ -213,14 +213,15 @@ static ts_err db_exec_sql(sqlite3 *h, const char *sql)
 	return TS_OK;
 }
 
+/* The store's schema version, or -1 with SQLite's reason printed. */
 static int db_user_version(sqlite3 *h)
 {
-	sqlite3_stmt *st;
-	int v = -1;
-	if (sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
+	sqlite3_stmt *st = NULL;
+	int v = -1, rc = sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);
+	if (v < 0)
+		fprintf(stderr, "srv_db: reading the schema version: %s\n", sqlite3_errmsg(h));
 	sqlite3_finalize(st);
 	return v;
 }
@@ -247,7 +248,9 @@ static ts_err db_migrate(sqlite3 *h, const char *path)
 	int version = db_user_version(h), latest = schema_latest();
 	if (version == latest)
 		return TS_OK;
-	if (version < 0 || version > latest) {
+	if (version < 0)
+		return TS_ERR_DB; /* db_user_version said why */
+	if (version > latest) {
 		fprintf(stderr, "%s: %s has schema version %d; this server knows up to %d\n", __func__, path,
 			version, latest);
 		return TS_ERR_DB;

@@ -48,7 +48,7 @@ static void enroll_clients(int n, char state[][400])
 {
 	char token[160], out[2048];
 	for (int i = 0; i < n; i++) {
-		char name[16];
+		char name[24];
 		th_enroll_token(&srv, 1, token, sizeof(token));
 		snprintf(state[i], 400, "%s/client%d", srv.dir, i);
 		snprintf(name, sizeof(name), "client-%d", i);
