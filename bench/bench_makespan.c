@@ -2,12 +2,13 @@
  *
  * Starts a real tessera-server and two real `tessera-client run` nodes on 127.0.0.1 in a temp
  * dir. The fast node runs with --fast-args (default "--threads 1"), the slow one with
- * --slow-args (default "--threads 1") and --max-rate set to --slow-share (0.25) of the
- * single-thread rate that `tessera-client bench` measures first: on a 2-core machine
+ * --slow-args (default "--threads 1") and --max-rate set to --slow-share (0.25) of the fast
+ * node's rate (measured alone, below): on a 2-core machine
  * --cpu-share cannot make a node slower than one thread, --max-rate can.
  *
- * 1. Calibration: each node alone computes a job of the main job's unit size (about --calib-s
- *    seconds of its work); its rate is samples / (first poll that sees a unit leased -> done).
+ * 1. Calibration: each node alone computes a job of about --calib-s seconds of its work; its
+ *    rate is samples / (first poll that sees a unit leased -> done). The fast node goes first:
+ *    its rate sets the slow node's --max-rate and the main job's unit size.
  * 2. Both nodes run, idle for --idle s; a --units (40) unit montecarlo_pi job sized so that
  *    the ideal makespan is about --target-s (15) s is submitted and polled every --poll-ms.
  * The ideal is total samples / (sum of the two calibrated rates); also printed: the best split
@@ -174,24 +175,13 @@ int main(int argc, char **argv)
 	double rough = rough_rate(o.fast_cpu);
 	if (rough <= 0)
 		goto out;
-	double slow_cap = o.slow_share * rough;
-	snprintf(maxrate, sizeof(maxrate), "%.0f", slow_cap);
-	if (o.slow_share > 0)
-		snprintf(slow_args, sizeof(slow_args), "%s --max-rate %s", o.slow_args, maxrate);
-	else
-		snprintf(slow_args, sizeof(slow_args), "%s", o.slow_args);
-	/* Job size from the rough rates: the ideal makespan about target_s. */
-	double rough_sum = rough + (o.slow_share > 0 ? slow_cap : rough);
-	uint64_t unit_size = (uint64_t)(o.target_s * rough_sum / o.units);
 	char *srv_extra[] = {"--rate-limit", "0", "--login-rate", "0", NULL};
 	if (grid_server_start(&G, srv_extra, o.server_cpu))
 		goto out;
 	char fast_copy[1024], slow_copy[1024], enroll_copy[] = "--threads 1";
 	char *fast_argv[24], *slow_argv[24], *enroll_argv[4];
 	snprintf(fast_copy, sizeof(fast_copy), "%s", o.fast_args);
-	snprintf(slow_copy, sizeof(slow_copy), "%s", slow_args);
 	grid_split_args(fast_copy, fast_argv, 24);
-	grid_split_args(slow_copy, slow_argv, 24);
 	grid_split_args(enroll_copy, enroll_argv, 4);
 	char *const *node_argv[2] = {fast_argv, slow_argv};
 	int node_cpu[2] = {o.fast_cpu, o.slow_cpu};
@@ -202,15 +192,25 @@ int main(int argc, char **argv)
 	grid_print_machine(stdout);
 	printf("pinning: server CPU %d, fast node CPU %d, slow node CPU %d (-1: not pinned)\n", o.server_cpu,
 	       o.fast_cpu, o.slow_cpu);
-	printf("fast node: tessera-client run %s\nslow node: tessera-client run %s\n", o.fast_args, slow_args);
-	printf("one thread (tessera-client bench): %.3g samples/s; job: %d units of %llu samples\n", rough,
-	       o.units, (unsigned long long)unit_size);
+	printf("one thread (tessera-client bench): %.3g samples/s\n", rough);
 	fflush(stdout);
 
-	/* 1. Each node alone. */
-	double rate[2];
+	/* 1. Each node alone: the fast one first, whose rate sets the slow one's cap and the job's
+	 * size (a machine shared with others makes the 1 s bench a poor guide). */
+	double rate[2], slow_cap = 0;
+	uint64_t unit_size = (uint64_t)(o.target_s * rough * (1 + o.slow_share) / o.units);
 	for (int i = 0; i < 2; i++) {
-		double r0 = i == 0 ? rough : o.slow_share > 0 ? slow_cap : rough;
+		if (i == 1) {
+			slow_cap = o.slow_share * rate[0];
+			snprintf(maxrate, sizeof(maxrate), "%.0f", slow_cap);
+			snprintf(slow_args, sizeof(slow_args), "%s%s%s", o.slow_args,
+				 o.slow_share > 0 ? " --max-rate " : "", o.slow_share > 0 ? maxrate : "");
+			snprintf(slow_copy, sizeof(slow_copy), "%s", slow_args);
+			grid_split_args(slow_copy, slow_argv, 24);
+			double sum = rate[0] + (o.slow_share > 0 ? slow_cap : rate[0]);
+			unit_size = (uint64_t)(o.target_s * sum / o.units);
+		}
+		double r0 = i == 0 ? rough : o.slow_share > 0 ? slow_cap : rate[0];
 		int cu = (int)lround(o.calib_s * r0 / (double)unit_size);
 		cu = cu < 2 ? 2 : cu;
 		if (grid_client_start(&G, i, node_argv[i], node_cpu[i]))
@@ -224,11 +224,14 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		rate[i] = (double)unit_size * cu / busy;
-		printf("%s node alone: %d units in %.3f s from the first lease (%.3f s from submit): %.3g samples/s\n",
-		       i == 0 ? "fast" : "slow", cu, busy, ms, rate[i]);
+		printf("%s node alone (tessera-client run %s): %d units of %llu in %.3f s from the first lease "
+		       "(%.3f s from submit): %.3g samples/s\n",
+		       i == 0 ? "fast" : "slow", i == 0 ? o.fast_args : slow_args, cu, (unsigned long long)unit_size,
+		       busy, ms, rate[i]);
 		fflush(stdout);
 		json_decref(job);
 	}
+	printf("job: %d units of %llu samples\n", o.units, (unsigned long long)unit_size);
 
 	/* 2. Both. */
 	for (int i = 0; i < 2; i++)
