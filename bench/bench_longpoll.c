@@ -14,7 +14,6 @@
  *
  * Exit status: 0 ok (or no long-poll on the server), 1 fetches failed or did not wait,
  * 2 usage, 3 set-up failed. */
-#include <dirent.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,6 +36,7 @@ struct conn {
 	size_t rxn;
 	int answered; /* a unit came back */
 	double sent;  /* the request was handed to curl (its wait starts about then) */
+	int written;  /* the whole request is on the wire (this round) */
 };
 
 static struct grid G;
@@ -113,19 +113,24 @@ static void on_signal(int sig)
 	_exit(3);
 }
 
-/* Open file descriptors of the server (its sockets, mostly). */
-static int server_fds(void)
+/* Established TCP connections to the server's port (/proc/net/tcp, state 01): the server's
+ * side of each client connection. */
+static int server_conns(void)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)G.server);
-	DIR *d = opendir(path);
-	int n = 0;
-	if (!d)
+	int port = atoi(strrchr(G.url, ':') + 1), n = 0;
+	char line[512];
+	FILE *f = fopen("/proc/net/tcp", "r");
+	if (!f)
 		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 2;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned lport = 0, st = 0;
+		char *colon = strchr(line, ':'); /* after "sl" */
+		if (!colon || sscanf(colon + 1, " %*x:%x %*x:%*x %x", &lport, &st) != 2)
+			continue;
+		n += (int)lport == port && st == 1;
+	}
+	fclose(f);
+	return n;
 }
 
 /* Enrolls n nodes through the API; tokens[i] gets node i's token. */
@@ -191,6 +196,7 @@ static int probe_longpoll(const char *token)
 		return 0;
 	}
 	printf("long-poll: supported (a fetch with wait_s 1 on an empty grid was answered after %.3f s)\n", dt);
+	fflush(stdout);
 	return 1;
 }
 
@@ -204,9 +210,23 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
+static int n_written; /* connections whose request is on the wire */
+
+/* The upload is done once ulnow reaches ultotal: the request is sent and waits on the server. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct conn *c = arg;
+	if (!c->written && ultotal > 0 && ulnow >= ultotal) {
+		c->written = 1;
+		n_written++;
+	}
+	return 0;
+}
+
 static void conn_send(CURLM *m, struct conn *c)
 {
 	c->rxn = 0;
+	c->written = 0;
 	c->sent = ts_mono();
 	curl_multi_add_handle(m, c->e);
 }
@@ -240,6 +260,9 @@ static int conn_setup(struct conn *c, const char *token)
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
 	return 0;
 }
 
@@ -314,7 +337,7 @@ int main(int argc, char **argv)
 	/* The server at rest, before the connections. */
 	unsigned long long k0, k1, k2, k3;
 	long rss_rest = grid_status_kb(G.server, "VmRSS:");
-	int fds_rest = server_fds();
+	int fds_rest = server_conns();
 	grid_cpu_ticks(G.server, &k0);
 	grid_sleep(2);
 	grid_cpu_ticks(G.server, &k1);
@@ -342,7 +365,7 @@ int main(int argc, char **argv)
 	long rss_max = 0, rss_min = 0;
 	double rss_sum = 0, next_sample = 0, deadline = 0;
 	char first_error[256] = "";
-	unsigned long long sent_answers = 0;
+	int conns_open = 0;
 	for (;;) {
 		int running = 0, left;
 		curl_multi_perform(m, &running);
@@ -356,7 +379,10 @@ int main(int argc, char **argv)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 			curl_multi_remove_handle(m, c->e);
-			sent_answers++;
+			if (c->written) {
+				c->written = 0;
+				n_written--;
+			}
 			if (msg->data.result != CURLE_OK || status != 200) {
 				if (errors++ == 0)
 					snprintf(first_error, sizeof(first_error), "%s, HTTP %ld: %.150s",
@@ -382,13 +408,13 @@ int main(int argc, char **argv)
 				empty_after++;
 			}
 		}
-		if (phase == 0 && server_fds() >= fds_rest + O.conns) {
+		if (phase == 0 && n_written >= O.conns) {
 			t_all_open = now;
+			conns_open = server_conns() - fds_rest;
 			phase = 1;
 		}
 		if (phase == 0 && now - t_open > 120) {
-			fprintf(stderr, "bench_longpoll: only %d of %d connections open after 120 s\n",
-				server_fds() - fds_rest, O.conns);
+			fprintf(stderr, "bench_longpoll: only %d of %d requests sent after 120 s\n", n_written, O.conns);
 			goto out;
 		}
 		if (phase == 1 && now - t_all_open >= O.settle) {
@@ -425,9 +451,10 @@ int main(int argc, char **argv)
 	double win = t_end_measure - t_measure;
 	double cpu_wait = (double)(k3 - k2) / hz / win * 100, gen_cpu = (gen1 - gen0) / win * 100;
 	long rss_avg = samples ? (long)(rss_sum / samples) : 0;
-	printf("connections: %d opened in %.2f s (server fds %d -> %d); before the job: %d fetches answered "
+	printf("connections: %d TLS connections opened and their fetches sent in %.2f s (established to the "
+	       "server's port: %d more than before); before the job: %d fetches answered "
 	       "empty before their wait_s, %d when it ran out (sent again), %d errors%s%s\n",
-	       O.conns, t_all_open - t_open, fds_rest, fds_rest + O.conns, early, expired, errors,
+	       O.conns, t_all_open - t_open, conns_open, early, expired, errors,
 	       first_error[0] ? "; first: " : "", first_error);
 	printf("server at rest (no connections): RSS %ld KiB, CPU %.1f%% of its core\n", rss_rest, cpu_rest);
 	printf("server with %d waiting fetches (%.1f s from %.1f s after the last connection opened): RSS avg "
