@@ -194,6 +194,19 @@ static const char *const stmt_sql[Q__COUNT] = {
 			     " res0 = ?7, res1 = ?8 WHERE id = ?1",
 	[Q_REPLICA_REPORTED] = "SELECT " REPLICA_COLS " FROM replicas INDEXED BY replicas_unit"
 			      " WHERE unit_id = ?1 AND state = " R_REPORTED " ORDER BY id",
+	/* Stragglers: units in flight on one live lease, quorum 1 and no result yet, of running jobs
+	 * that hand out nothing new, that this node's volunteer has no replica of, and that this
+	 * node (rates ?4, JSON) would finish before their holder is expected to by its measured
+	 * rate (unknown rates: never). */
+	[Q_UNIT_STRAGGLERS] = "SELECT u.id FROM replicas r INDEXED BY replicas_lease JOIN units u ON u.id = r.unit_id"
+			      " JOIN jobs j ON j.id = u.job_id JOIN nodes n ON n.id = r.node_id"
+			      " WHERE r.state = " R_LEASED " AND r.deadline > ?1 AND u.state = " U_OPEN
+			      " AND u.quorum = 1 AND u.n_results = 0 AND u.wanted = 1 AND j.feeding = 0"
+			      " AND j.state = 'running' AND NOT EXISTS (SELECT 1 FROM replicas m INDEXED BY"
+			      " replicas_unit WHERE m.unit_id = u.id AND (m.node_id = ?3 OR m.volunteer = ?2))"
+			      " AND r.issued_at + u.count / json_extract(n.rates, '$.' || j.kernel)"
+			      " > ?1 + u.count / json_extract(?4, '$.' || j.kernel)"
+			      " ORDER BY r.issued_at LIMIT ?5",
 	[Q_JOB_REBUILD] = "UPDATE jobs SET acc0 = ?2, acc1 = ?3, units_done = ?4 WHERE id = ?1",
 	/* Distinct volunteers among the nodes seen since ?1: replicas of a unit need as many. */
 	[Q_VOLUNTEERS_ONLINE] = "SELECT count(DISTINCT coalesce(volunteer, -id)) FROM nodes"

@@ -95,6 +95,7 @@ static ts_err recheck_liar(srv_db *db, srv_job_cache *c, int64_t node, int64_t n
 			result = srv_store_replica_put(db, &rep);
 		if (!result)
 			result = srv_store_node_trust(db, node, &(wu_trust){.counted = -1});
+		c->made_work = 1;
 		int seen = 0;
 		for (int k = 0; k < n_touched; k++)
 			seen |= touched[k] == j->row.id;
@@ -211,6 +212,7 @@ static ts_err unit_validate(srv_db *db, srv_job_cache *c, srv_work_job *j, wu_un
 		return unit_valid(db, c, j, u, top, now);
 	case WU_NEXT_MORE:
 		wu_want_more(u, t.inflight, more);
+		c->made_work = 1;
 		return srv_store_unit_put(db, u);
 	case WU_NEXT_WAIT:
 		return srv_store_unit_put(db, u);
@@ -252,6 +254,7 @@ static ts_err report_one(srv_db *db, srv_job_cache *c, srv_req *r, const json_t 
 		*reason = NULL;
 		if (!wu_give_back(&u, &rep))
 			return TS_OK;
+		c->made_work = 1;
 		result = srv_store_replica_put_report(db, &rep, wall_s, r->now);
 		return result ? result : srv_store_unit_put(db, &u);
 	}
@@ -327,6 +330,8 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 	if (result)
 		goto out;
 	srv_rate_add(&ctx->rate, r->now, done, indices);
+	if (cache.made_work)
+		srv_http_work_hint(ctx);
 	for (int k = 0; k < cache.n && !ctx->quiet; k++) {
 		const char *state = cache.jobs[k].row.state;
 		if (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0)

@@ -49,6 +49,7 @@ typedef struct srv_work_job {
 typedef struct srv_job_cache {
 	srv_work_job jobs[SRV_JOB_CACHE];
 	int n;
+	int made_work; /* the request gave other nodes work (a unit wants a replica): wake waiters */
 } srv_job_cache;
 
 /* The job from the cache or the store. A job whose kernel or params this server cannot load
