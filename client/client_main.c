@@ -329,9 +329,9 @@ static int run_node(const char *dir, const cl_node_opts *base, int bench, int qu
 		else
 			printf("node %lld (%s) at %s: %d threads\n", (long long)node.node_id, node.name,
 			       node.url, o.threads);
-		printf("rates: %s; asking for %g s of work, up to %d units per fetch; heartbeat "
-		       "every %g s\n",
-		       text, o.seconds, o.max_units, o.heartbeat_s);
+		printf("rates: %s; asking for 2 s of work ahead (at most %g s, %d units per fetch); "
+		       "long-poll %d s; heartbeat every %g s\n",
+		       text, o.seconds, o.max_units, o.wait_s, o.heartbeat_s);
 		fflush(stdout);
 	}
 	e = cl_node_run(&o, &node, &stop_flag, &stats, why, sizeof(why));
