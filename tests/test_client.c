@@ -366,7 +366,7 @@ Test(enroll, token_from_stdin_or_the_environment, .init = srv_start, .fini = srv
 }
 
 /* Dispatch: two tests of one node's fetch -> compute -> report loop, watched in the store.
- * Units of 10^5 samples at --max-rate 1e5 are held about a second each whatever the machine. */
+ * At --max-rate 1e5 a unit is held a second per 10^5 samples whatever the machine. */
 #define REPLICA_LEASED 1 /* enum wu_replica_state */
 #define REPLICA_REPORTED 2
 
@@ -415,14 +415,15 @@ static int64_t dispatch_job_done(int64_t job)
 
 /* Each unit is reported when it is done, not with the rest of its fetch: the store shows the
  * node's first result while a unit it held before that result is still leased to it. A node
- * that reports a batch at once shows no such moment (one report, one transaction). */
+ * that reports a batch at once shows no such moment (one report, one transaction). Units of
+ * 2 s (2 * 10^5 samples), so that a slow look at the store still sees the second one leased. */
 Test(dispatch, each_unit_is_reported_while_the_next_computes, .init = srv_start_beat,
      .fini = srv_stop, .timeout = 120)
 {
 	int64_t node = 0, held_before[64], held[64], done[64];
 	size_t n_before = 0;
 	int prompt = 0, saw_done = 0;
-	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":600000,"
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1200000,"
 				      "\"seed\":7},\"units\":6}");
 	pid_t pid = dispatch_node("prompt", &node);
 	double until = ts_mono() + 90;
