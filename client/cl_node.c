@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +19,12 @@
 #define NO_WORK_MIN_S 0.2
 #define NO_WORK_MAX_S 30.0
 #define FINAL_REPORT_TIMEOUT_S 10.0 /* the one report tried on the way out */
+#define HTTP_TIMEOUT_S 60.0 /* cl_http's default, for requests that are not long-polls */
+#define WAIT_SLACK_S 15.0   /* a long-poll's request outlasts the server's wait by this */
+#define IO_TIMEOUT_S 15.0   /* a background report or prefetch */
+#define AHEAD_S 2.0         /* work asked per fetch from a server that knows "holding" */
+#define AHEAD_UNITS_FIRST 2 /* ... in units, until the node has timed one */
+#define HOLDING_MAX 64      /* the API's cap on "holding" */
 
 struct node_ctx {
 	const cl_node_opts *o;
@@ -29,6 +38,16 @@ struct node_ctx {
 	cl_node_stats *stats;
 	char *why;
 	size_t whylen;
+	struct node_io *io; /* NULL: reports and fetches only between units */
+	json_t *queue;      /* fetched units not started yet, oldest first */
+	json_t *current;    /* the unit computing, or NULL */
+	int holding_ok;     /* the server takes "holding": prefetch */
+	int wait_ok;        /* the server takes "wait_s": long-poll */
+	double unit_s;      /* seconds per unit, averaged; 0: none timed yet */
+	double rtt_s;       /* seconds per fetch, averaged */
+	size_t fetched;     /* units fetched since the last idle fetch */
+	size_t computed;    /* ... and of those, computed */
+	ts_err fatal;       /* why the node must stop (why says it), or TS_OK */
 };
 
 /* What to do about a failed request. */
@@ -320,64 +339,94 @@ static size_t node_drop_declines(struct node_ctx *c, size_t n, const char *msg)
 	return dropped;
 }
 
+/* What a report's answer means for the first n pending items. */
+enum report_outcome {
+	REPORT_ANSWERED, /* settled: accepted, rejected, or refused whole */
+	REPORT_AGAIN,    /* an older server refused the declines, now dropped: send the rest again */
+	REPORT_RETRY,    /* no answer to act on: the items stay pending */
+	REPORT_FATAL     /* c->why says why the node must stop */
+};
+
+static enum report_outcome node_report_answer(struct node_ctx *c, size_t n, ts_err e, int status,
+					      const json_t *reply, const char *msg)
+{
+	if (e == TS_OK) {
+		cl_node_backoff_reset(&c->backoff);
+		node_settle(c, n, reply, NULL);
+		return REPORT_ANSWERED;
+	}
+	enum node_fail f = node_classify(e, status);
+	if (f == FAIL_FATAL) {
+		node_fatal(c, e, status, msg);
+		c->fatal = e;
+		return REPORT_FATAL;
+	}
+	if (f == FAIL_REFUSED && node_drop_declines(c, n, msg) > 0)
+		return REPORT_AGAIN;
+	if (f == FAIL_REFUSED) {
+		/* Answered: retrying the same body would get the same answer. */
+		char why[CL_HTTP_MSG_MAX + 32];
+		snprintf(why, sizeof(why), "refused (%s)", msg);
+		fprintf(stderr, "server refused a report of %zu results: %s\n", n, msg);
+		node_settle(c, n, NULL, why);
+		return REPORT_ANSWERED;
+	}
+	return REPORT_RETRY;
+}
+
+/* The report of the first n pending items, n <= CL_NODE_MAX_UNITS; NULL when out of memory. */
+static json_t *node_report_body(struct node_ctx *c, size_t n)
+{
+	json_t *results = json_array();
+	json_t *body = json_pack("{s:o}", "results", results);
+	for (size_t i = 0; body && i < n; i++)
+		json_array_append(results, json_object_get(json_array_get(c->pending, i), "report"));
+	return body;
+}
+
+static size_t node_report_count(const struct node_ctx *c)
+{
+	size_t n = json_array_size(c->pending);
+	return n < CL_NODE_MAX_UNITS ? n : CL_NODE_MAX_UNITS;
+}
+
 /* Reports every pending item, 64 at a time, until the server has answered each. With retry 0
- * a transport failure returns TS_ERR_NETWORK at once (the items stay pending). */
+ * a transport failure returns TS_ERR_NETWORK at once (the items stay pending). Only the main
+ * thread calls it, and only while no background request is in flight. */
 static ts_err node_report(struct node_ctx *c, int retry)
 {
 	ts_err result = TS_OK;
 	json_t *body = NULL, *reply = NULL;
 	char msg[CL_HTTP_MSG_MAX];
 	while (json_array_size(c->pending) > 0) {
-		size_t n = json_array_size(c->pending);
-		if (n > CL_NODE_MAX_UNITS)
-			n = CL_NODE_MAX_UNITS;
-		json_t *results = json_array();
-		body = json_pack("{s:o}", "results", results);
-		if (!body) {
+		size_t n = node_report_count(c);
+		if (!(body = node_report_body(c, n))) {
 			snprintf(c->why, c->whylen, "out of memory");
 			result = TS_ERR_NOMEM;
 			goto out;
 		}
-		for (size_t i = 0; i < n; i++)
-			json_array_append(results,
-					  json_object_get(json_array_get(c->pending, i), "report"));
 		for (;;) {
 			int status = 0;
-			result = cl_http_request(c->http, "POST", "/api/v1/work/report", body, &status,
-						 &reply, msg, sizeof(msg));
-			if (result == TS_OK) {
-				cl_node_backoff_reset(&c->backoff);
-				node_settle(c, n, reply, NULL);
-				break;
-			}
-			enum node_fail f = node_classify(result, status);
-			if (f == FAIL_FATAL) {
-				node_fatal(c, result, status, msg);
+			ts_err e = cl_http_request(c->http, "POST", "/api/v1/work/report", body, &status,
+						   &reply, msg, sizeof(msg));
+			enum report_outcome r = node_report_answer(c, n, e, status, reply, msg);
+			json_decref(reply);
+			reply = NULL;
+			if (r == REPORT_FATAL) {
+				result = e;
 				goto out;
 			}
-			if (f == FAIL_REFUSED && node_drop_declines(c, n, msg) > 0) {
-				/* An older server: the results go again, without the declines. */
-				result = TS_OK;
+			if (r != REPORT_RETRY)
 				break;
-			}
-			if (f == FAIL_REFUSED) {
-				/* Answered: retrying the same body would get the same answer. */
-				char why[CL_HTTP_MSG_MAX + 32];
-				snprintf(why, sizeof(why), "refused (%s)", msg);
-				fprintf(stderr, "server refused a report of %zu results: %s\n", n, msg);
-				node_settle(c, n, NULL, why);
-				result = TS_OK;
-				break;
-			}
 			if (!retry || *c->stop) {
 				snprintf(c->why, c->whylen, "%s", msg);
+				result = e;
 				goto out;
 			}
 			node_wait_retry(c, "report", msg);
 		}
 		json_decref(body);
-		json_decref(reply);
-		body = reply = NULL;
+		body = NULL;
 		if ((result = node_save_pending(c)) != TS_OK)
 			goto out;
 	}
@@ -387,122 +436,451 @@ out:
 	return result;
 }
 
-/* Computes the units of one fetch reply into pending, and declines there the ones it cannot
- * compute; returns how many were computed. *added counts the pending items added. */
-static size_t node_compute_all(struct node_ctx *c, const json_t *units, size_t *added)
+/* Whether the node has unit id in hand: in progress, queued, or finished and unanswered. */
+static int node_holds(const struct node_ctx *c, json_int_t id)
 {
-	size_t i, computed = 0;
-	*added = 0;
-	json_t *unit;
-	/* Busy for the whole batch: the fetch was the last contact, the report is the next. */
-	cl_beat_busy(c->beat, 1);
-	json_array_foreach(units, i, unit) {
-		char why[256];
-		json_t *item = NULL;
-		if (*c->stop)
-			break;
-		double t0 = ts_mono();
-		ts_err e = cl_node_compute(unit, c->o->runner, c->o->threads,
-					   (const volatile int *)c->stop, &item, why, sizeof(why));
-		if (e == TS_OK && c->o->max_rate > 0) {
-			double count = (double)json_integer_value(json_object_get(unit, "count"));
-			node_sleep(c, t0 + count / c->o->max_rate - ts_mono());
-			if (*c->stop) { /* held, not done: the lease comes back on restart */
-				json_decref(item);
-				item = NULL;
-				e = TS_ERR_UNAVAILABLE;
-			}
-		}
-		if (e == TS_ERR_UNAVAILABLE && *c->stop)
-			break;
-		if (e) {
-			/* Not ours to compute: given back with the report, so the server hands it to
-			 * another node now rather than when its lease ends. */
-			int can = cl_node_decline(unit, why, &item) == TS_OK;
-			fprintf(stderr, "unit %" JSON_INTEGER_FORMAT " job %" JSON_INTEGER_FORMAT
-					": %s: %s\n",
-				json_integer_value(json_object_get(unit, "id")),
-				json_integer_value(json_object_get(unit, "job_id")),
-				can ? "declined, giving it back" : "cannot compute or give back", why);
-			if (!can)
-				continue;
-		} else {
-			computed++;
-		}
-		json_array_append_new(c->pending, item);
-		(*added)++;
-	}
-	cl_beat_busy(c->beat, 0);
-	return computed;
+	size_t i;
+	json_t *v;
+	if (c->current && json_integer_value(json_object_get(c->current, "id")) == id)
+		return 1;
+	json_array_foreach(c->queue, i, v)
+		if (json_integer_value(json_object_get(v, "id")) == id)
+			return 1;
+	json_array_foreach(c->pending, i, v)
+		if (json_integer_value(json_object_get(json_object_get(v, "report"), "unit_id")) == id)
+			return 1;
+	return 0;
 }
 
-/* One fetch -> compute -> report round. Returns an error only when the node must stop. */
-static ts_err node_round(struct node_ctx *c)
+static void node_hold_append(json_t *ids, json_int_t id)
 {
-	ts_err result;
-	json_t *body = NULL, *reply = NULL;
-	char msg[CL_HTTP_MSG_MAX];
-	int status = 0;
-	body = c->o->seconds > 0 ? json_pack("{s:i,s:f}", "max_units", c->o->max_units, "seconds",
-					     c->o->seconds)
-				 : json_pack("{s:i}", "max_units", c->o->max_units);
-	if (!body) {
-		snprintf(c->why, c->whylen, "out of memory");
-		result = TS_ERR_NOMEM;
-		goto out;
+	if (id > 0 && json_array_size(ids) < HOLDING_MAX)
+		json_array_append_new(ids, json_integer(id));
+}
+
+/* The units in hand, for "holding": the one in progress and the queue first (those the server
+ * must not send again), then the finished ones not yet answered. */
+static json_t *node_holding(const struct node_ctx *c)
+{
+	json_t *ids = json_array(), *v;
+	size_t i;
+	if (!ids)
+		return NULL;
+	if (c->current)
+		node_hold_append(ids, json_integer_value(json_object_get(c->current, "id")));
+	json_array_foreach(c->queue, i, v)
+		node_hold_append(ids, json_integer_value(json_object_get(v, "id")));
+	json_array_foreach(c->pending, i, v)
+		node_hold_append(ids, json_integer_value(
+					      json_object_get(json_object_get(v, "report"), "unit_id")));
+	return ids;
+}
+
+/* A fetch. idle: the node has nothing in hand, and may long-poll. Otherwise it prefetches, and
+ * says what it holds. Against a server that knows "holding" the ask is small, a couple of
+ * seconds of work by this node's own time per unit, so one node does not swallow a small job;
+ * against an older one it is the whole --seconds / --max-units batch, as before. */
+static json_t *node_fetch_body(const struct node_ctx *c, int idle)
+{
+	int units = c->o->max_units;
+	double seconds = c->o->seconds;
+	if (c->holding_ok) {
+		int ahead = c->unit_s > 0 ? (int)ceil(AHEAD_S / c->unit_s) : AHEAD_UNITS_FIRST;
+		if (ahead < 1)
+			ahead = 1;
+		if (ahead < units)
+			units = ahead;
+		if (seconds > AHEAD_S)
+			seconds = AHEAD_S;
 	}
-	result = cl_http_request(c->http, "POST", "/api/v1/work/fetch", body, &status, &reply, msg,
-				 sizeof(msg));
-	if (result) {
-		if (*c->stop) {
-			result = TS_OK;
-			goto out;
-		}
-		switch (node_classify(result, status)) {
-		case FAIL_RETRY:
-			node_wait_retry(c, "fetch", msg);
-			result = TS_OK;
-			break;
-		case FAIL_REFUSED:
-			/* Only 401/403 end a node: a refused fetch (a proxy's 404, a server being
-			 * upgraded) is waited out like any other failure. */
-			node_wait_retry(c, "fetch (refused)", msg);
-			result = TS_OK;
-			break;
-		case FAIL_FATAL:
-			node_fatal(c, result, status, msg);
-			break;
-		}
-		goto out;
-	}
-	json_t *units = json_object_get(reply, "units");
-	if (json_array_size(units) == 0) {
+	json_t *body = json_pack("{s:i}", "max_units", units);
+	if (!body)
+		return NULL;
+	if (seconds > 0 && json_object_set_new(body, "seconds", json_real(seconds)) != 0)
+		goto fail;
+	if (idle && c->wait_ok && c->o->wait_s > 0 &&
+	    json_object_set_new(body, "wait_s", json_integer(c->o->wait_s)) != 0)
+		goto fail;
+	if (!idle && json_object_set_new(body, "holding", node_holding(c)) != 0)
+		goto fail;
+	return body;
+fail:
+	json_decref(body);
+	return NULL;
+}
+
+/* What a fetch's answer means. */
+enum fetch_outcome {
+	FETCH_GOT,   /* answered: new units (maybe none) are queued */
+	FETCH_AGAIN, /* an older server refused a new field, now turned off: ask again */
+	FETCH_RETRY, /* no answer to act on: wait, or try at the next chance */
+	FETCH_FATAL  /* c->why says why the node must stop */
+};
+
+static enum fetch_outcome node_fetch_answer(struct node_ctx *c, ts_err e, int status,
+					    const json_t *reply, const char *msg, size_t *added)
+{
+	size_t i;
+	json_t *unit;
+	*added = 0;
+	if (e == TS_OK) {
 		cl_node_backoff_reset(&c->backoff);
+		json_array_foreach(json_object_get(reply, "units"), i, unit) {
+			/* A resend of a unit in hand (a server that ignored "holding") is no new work. */
+			if (node_holds(c, json_integer_value(json_object_get(unit, "id"))))
+				continue;
+			json_array_append(c->queue, unit);
+			(*added)++;
+		}
+		c->fetched += *added;
+		return FETCH_GOT;
+	}
+	if (status == 400 && c->holding_ok && strstr(msg, "holding")) {
+		c->holding_ok = 0;
+		fprintf(stderr, "the server does not know \"holding\" (an older server): fetching only "
+				"when idle, %d units at a time, no prefetch\n",
+			c->o->max_units);
+		return FETCH_AGAIN;
+	}
+	if (status == 400 && c->wait_ok && strstr(msg, "wait_s")) {
+		c->wait_ok = 0;
+		fprintf(stderr, "the server does not know \"wait_s\" (an older server): no long-poll, "
+				"asking again after its retry_after_s\n");
+		return FETCH_AGAIN;
+	}
+	if (node_classify(e, status) == FAIL_FATAL) {
+		node_fatal(c, e, status, msg);
+		c->fatal = e;
+		return FETCH_FATAL;
+	}
+	return FETCH_RETRY;
+}
+
+static void node_rtt(struct node_ctx *c, double seconds)
+{
+	c->rtt_s = c->rtt_s > 0 ? 0.5 * c->rtt_s + 0.5 * seconds : seconds;
+}
+
+/* A fetch with nothing in hand, on the main connection: it may long-poll (the server answers
+ * when work appears, or with no units after wait_s); without that an empty answer is followed
+ * by the server's retry_after_s. Returns an error only when the node must stop. */
+static ts_err node_fetch_idle(struct node_ctx *c)
+{
+	char msg[CL_HTTP_MSG_MAX];
+	enum fetch_outcome f;
+	json_t *body = NULL, *reply = NULL;
+	size_t added = 0;
+	int status = 0, waiting = 0;
+	double t0 = 0;
+	/* The units fetched since the last idle fetch could none of them be computed: back off
+	 * rather than lease more units to decline. */
+	if (c->fetched > 0 && c->computed == 0)
+		node_sleep(c, cl_node_backoff_next(&c->idle, node_uniform()));
+	else if (c->computed > 0)
+		cl_node_backoff_reset(&c->idle);
+	c->fetched = c->computed = 0;
+	do {
+		json_decref(body);
+		json_decref(reply);
+		reply = NULL;
+		if (!(body = node_fetch_body(c, 1))) {
+			snprintf(c->why, c->whylen, "out of memory");
+			return TS_ERR_NOMEM;
+		}
+		waiting = json_object_get(body, "wait_s") != NULL;
+		/* The server may hold a long-poll for wait_s: the request must outlast it. */
+		cl_http_set_timeout(c->http, waiting ? c->o->wait_s + WAIT_SLACK_S : HTTP_TIMEOUT_S);
+		t0 = ts_mono();
+		ts_err e = cl_http_request(c->http, "POST", "/api/v1/work/fetch", body, &status, &reply,
+					   msg, sizeof(msg));
+		cl_http_set_timeout(c->http, HTTP_TIMEOUT_S);
+		f = *c->stop ? FETCH_RETRY : node_fetch_answer(c, e, status, reply, msg, &added);
+	} while (f == FETCH_AGAIN);
+	double took = ts_mono() - t0;
+	if (f == FETCH_RETRY && !*c->stop)
+		node_wait_retry(c, status >= 400 && status < 500 ? "fetch (refused)" : "fetch", msg);
+	if (f == FETCH_GOT && !waiting)
+		node_rtt(c, took);
+	if (f == FETCH_GOT && json_array_size(json_object_get(reply, "units")) == 0) {
 		json_t *ra = json_object_get(reply, "retry_after_s");
 		double wait = json_is_number(ra) ? json_number_value(ra) : 1.0;
 		wait = wait < NO_WORK_MIN_S ? NO_WORK_MIN_S : wait > NO_WORK_MAX_S ? NO_WORK_MAX_S : wait;
+		/* A long-poll that the server held has waited already; one answered at once (a
+		 * server going down) still spaces the fetches. */
+		if (waiting)
+			wait = wait - took > NO_WORK_MIN_S ? wait - took : NO_WORK_MIN_S;
 		node_sleep(c, wait);
-		goto out;
 	}
-	cl_node_backoff_reset(&c->backoff);
-	size_t added, computed = node_compute_all(c, units, &added);
-	if (added > 0) {
-		/* On disk before the report: a crash from here on loses no finished work. */
-		if ((result = node_save_pending(c)) != TS_OK)
-			goto out;
-		result = node_report(c, 1);
-		if (result && *c->stop && json_array_size(c->pending) > 0)
-			result = TS_OK; /* interrupted while retrying: the final attempt comes next */
+	json_decref(body);
+	json_decref(reply);
+	return f == FETCH_FATAL ? c->fatal : TS_OK;
+}
+
+/* The background connection: while a unit computes, it reports the results finished so far
+ * and, when the queue runs short, fetches the next units. One job at a time; the main thread
+ * builds it while the thread is idle and reads its answers once it is idle again, so the
+ * node's state (pending, the queue) is only ever touched by the main thread. */
+struct node_io {
+	pthread_t tid;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int busy, quit;
+	cl_http *http;
+	json_t *report_body, *report_reply; /* report_body: the first report_n pending items */
+	size_t report_n;
+	ts_err report_e;
+	int report_status;
+	char report_msg[CL_HTTP_MSG_MAX];
+	json_t *fetch_body, *fetch_reply;
+	ts_err fetch_e;
+	int fetch_status;
+	double fetch_s; /* how long the fetch took */
+	char fetch_msg[CL_HTTP_MSG_MAX];
+};
+
+static void *node_io_thread(void *arg)
+{
+	struct node_io *io = arg;
+	pthread_mutex_lock(&io->mu);
+	for (;;) {
+		while (!io->busy && !io->quit)
+			pthread_cond_wait(&io->cv, &io->mu);
+		if (io->quit)
+			break;
+		pthread_mutex_unlock(&io->mu);
+		if (io->report_body)
+			io->report_e = cl_http_request(io->http, "POST", "/api/v1/work/report",
+						       io->report_body, &io->report_status,
+						       &io->report_reply, io->report_msg,
+						       sizeof(io->report_msg));
+		if (io->fetch_body) {
+			double t0 = ts_mono();
+			io->fetch_e = cl_http_request(io->http, "POST", "/api/v1/work/fetch",
+						      io->fetch_body, &io->fetch_status,
+						      &io->fetch_reply, io->fetch_msg,
+						      sizeof(io->fetch_msg));
+			io->fetch_s = ts_mono() - t0;
+		}
+		pthread_mutex_lock(&io->mu);
+		io->busy = 0;
+		pthread_cond_broadcast(&io->cv);
+	}
+	pthread_mutex_unlock(&io->mu);
+	return NULL;
+}
+
+static void node_io_clear(struct node_io *io)
+{
+	json_decref(io->report_body);
+	json_decref(io->report_reply);
+	json_decref(io->fetch_body);
+	json_decref(io->fetch_reply);
+	io->report_body = io->report_reply = io->fetch_body = io->fetch_reply = NULL;
+	io->report_n = 0;
+}
+
+/* Not fatal when it fails: the node then reports and fetches between units, on the main
+ * connection, as it does when the queue is empty. */
+static void node_io_open(struct node_ctx *c, const cl_http_opts *hopts)
+{
+	char why[CL_HTTP_MSG_MAX];
+	sigset_t all, old;
+	struct node_io *io = calloc(1, sizeof(*io));
+	if (!io || cl_http_open(hopts, &io->http, why, sizeof(why)) != TS_OK) {
+		free(io);
+		return;
+	}
+	cl_http_set_abort(io->http, c->stop);
+	/* Short: a job that hangs keeps the next results waiting. */
+	cl_http_set_timeout(io->http, IO_TIMEOUT_S);
+	pthread_mutex_init(&io->mu, NULL);
+	pthread_cond_init(&io->cv, NULL);
+	/* Signals go to the main thread, whose handler stops the node. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&io->tid, NULL, node_io_thread, io);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		fprintf(stderr, "no background connection (%s): reporting between units\n",
+			strerror(rc));
+		pthread_cond_destroy(&io->cv);
+		pthread_mutex_destroy(&io->mu);
+		cl_http_close(io->http);
+		free(io);
+		return;
+	}
+	c->io = io;
+}
+
+/* Takes in the answers of the last job. wait: waits for a job in flight first; otherwise a job
+ * still in flight is left alone. */
+static void node_io_collect(struct node_ctx *c, int wait)
+{
+	struct node_io *io = c->io;
+	size_t added;
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->mu);
+	while (wait && io->busy)
+		pthread_cond_wait(&io->cv, &io->mu);
+	int busy = io->busy;
+	pthread_mutex_unlock(&io->mu);
+	if (busy || (!io->report_body && !io->fetch_body))
+		return;
+	if (io->report_body) {
+		enum report_outcome r = node_report_answer(c, io->report_n, io->report_e,
+							   io->report_status, io->report_reply,
+							   io->report_msg);
+		if (r == REPORT_RETRY && !*c->stop)
+			fprintf(stderr, "report failed: %s; trying again after the next unit\n",
+				io->report_msg);
+		if ((r == REPORT_ANSWERED || r == REPORT_AGAIN) && !c->fatal) {
+			ts_err e = node_save_pending(c);
+			if (e)
+				c->fatal = e;
+		}
+	}
+	if (io->fetch_body && !c->fatal) {
+		enum fetch_outcome f = node_fetch_answer(c, io->fetch_e, io->fetch_status,
+							 io->fetch_reply, io->fetch_msg, &added);
+		if (f == FETCH_GOT)
+			node_rtt(c, io->fetch_s);
+		else if (f == FETCH_RETRY && !*c->stop)
+			fprintf(stderr, "prefetch failed: %s\n", io->fetch_msg);
+	}
+	node_io_clear(io);
+}
+
+/* Whether the queue runs dry before a fetch started after the unit now starting could come
+ * back: the queue's time by this node's time per unit against one round trip. */
+static int node_wants_more(const struct node_ctx *c)
+{
+	size_t queued = json_array_size(c->queue);
+	return c->holding_ok && (queued == 0 || (double)queued * c->unit_s < c->rtt_s);
+}
+
+/* Starts a job for the unit just taken: reports what is finished, prefetches when the queue is
+ * short. Nothing when a job is still in flight (what it would carry goes with the next). */
+static void node_io_start(struct node_ctx *c)
+{
+	struct node_io *io = c->io;
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->mu);
+	int busy = io->busy;
+	pthread_mutex_unlock(&io->mu);
+	if (busy)
+		return;
+	node_io_clear(io);
+	io->report_n = node_report_count(c);
+	io->report_body = io->report_n ? node_report_body(c, io->report_n) : NULL;
+	if (!io->report_body)
+		io->report_n = 0;
+	io->fetch_body = node_wants_more(c) ? node_fetch_body(c, 0) : NULL;
+	if (!io->report_body && !io->fetch_body)
+		return;
+	io->report_status = io->fetch_status = 0;
+	io->report_msg[0] = io->fetch_msg[0] = '\0';
+	pthread_mutex_lock(&io->mu);
+	io->busy = 1;
+	pthread_cond_signal(&io->cv);
+	pthread_mutex_unlock(&io->mu);
+}
+
+static void node_io_close(struct node_ctx *c)
+{
+	struct node_io *io = c->io;
+	if (!io)
+		return;
+	node_io_collect(c, 1);
+	pthread_mutex_lock(&io->mu);
+	io->quit = 1;
+	pthread_cond_signal(&io->cv);
+	pthread_mutex_unlock(&io->mu);
+	pthread_join(io->tid, NULL);
+	node_io_clear(io);
+	pthread_cond_destroy(&io->cv);
+	pthread_mutex_destroy(&io->mu);
+	cl_http_close(io->http);
+	free(io);
+	c->io = NULL;
+}
+
+/* Computes c->current into pending, a result or a decline, and saves pending: on disk before
+ * the report, so a crash from here on loses no finished work. */
+static ts_err node_compute_current(struct node_ctx *c)
+{
+	const json_t *unit = c->current;
+	char why[256];
+	json_t *item = NULL;
+	double t0 = ts_mono();
+	ts_err e = cl_node_compute(unit, c->o->runner, c->o->threads, (const volatile int *)c->stop,
+				   &item, why, sizeof(why));
+	if (e == TS_OK && c->o->max_rate > 0) {
+		double count = (double)json_integer_value(json_object_get(unit, "count"));
+		node_sleep(c, t0 + count / c->o->max_rate - ts_mono());
+		if (*c->stop) { /* held, not done: the lease comes back on restart */
+			json_decref(item);
+			return TS_OK;
+		}
+	}
+	if (e == TS_ERR_UNAVAILABLE && *c->stop)
+		return TS_OK;
+	if (e) {
+		/* Not ours to compute: given back with the report, so the server hands it to
+		 * another node now rather than when its lease ends. */
+		int can = cl_node_decline(unit, why, &item) == TS_OK;
+		fprintf(stderr, "unit %" JSON_INTEGER_FORMAT " job %" JSON_INTEGER_FORMAT ": %s: %s\n",
+			json_integer_value(json_object_get(unit, "id")),
+			json_integer_value(json_object_get(unit, "job_id")),
+			can ? "declined, giving it back" : "cannot compute or give back", why);
+		if (!can)
+			return TS_OK;
+	} else {
+		double took = ts_mono() - t0;
+		c->unit_s = c->unit_s > 0 ? 0.5 * c->unit_s + 0.5 * took : took;
+		c->computed++;
+	}
+	json_array_append_new(c->pending, item);
+	return node_save_pending(c);
+}
+
+/* Takes units from the queue one at a time; while each computes, the background connection
+ * reports the one before and fetches ahead. With the queue empty, the finished results are
+ * reported (retried until answered) and the node fetches, long-polling. Returns an error only
+ * when the node must stop. */
+static ts_err node_loop(struct node_ctx *c)
+{
+	ts_err result = TS_OK;
+	/* Busy all along: a long-poll or a long unit must not make the node look lost. */
+	cl_beat_busy(c->beat, 1);
+	while (!*c->stop && !c->fatal) {
+		node_io_collect(c, json_array_size(c->queue) == 0);
+		if (c->fatal || *c->stop)
+			break;
+		if (json_array_size(c->queue) == 0) {
+			if (json_array_size(c->pending) > 0)
+				result = node_report(c, 1);
+			else
+				result = node_fetch_idle(c);
+			if (result && *c->stop && !c->fatal)
+				result = TS_OK; /* interrupted while retrying: the final report comes next */
+			if (result)
+				goto out;
+			continue;
+		}
+		c->current = json_incref(json_array_get(c->queue, 0));
+		json_array_remove(c->queue, 0);
+		node_io_start(c);
+		result = node_compute_current(c);
+		json_decref(c->current);
+		c->current = NULL;
 		if (result)
 			goto out;
 	}
-	if (computed > 0)
-		cl_node_backoff_reset(&c->idle);
-	else /* nothing we could compute: back off rather than lease more units to decline */
-		node_sleep(c, cl_node_backoff_next(&c->idle, node_uniform()));
+	result = c->fatal;
 out:
-	json_decref(body);
-	json_decref(reply);
+	cl_beat_busy(c->beat, 0);
 	return result;
 }
 
@@ -520,7 +898,7 @@ ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 		   volatile sig_atomic_t *stop, cl_node_stats *stats, char *why, size_t whylen)
 {
 	struct node_ctx c = {.o = opts, .node = node, .stop = stop, .stats = stats, .why = why,
-			     .whylen = whylen};
+			     .whylen = whylen, .holding_ok = 1, .wait_ok = 1};
 	cl_http_opts hopts = {.url = node->url, .pin = node->pin,
 			      .cacert = node->cacert[0] ? node->cacert : NULL, .token = node->node_token};
 	ts_err result;
@@ -547,13 +925,17 @@ ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 	if (opts->heartbeat_s > 0 &&
 	    (result = cl_beat_start(&hopts, opts->heartbeat_s, &c.beat, why, whylen)) != TS_OK)
 		goto out;
-	while (!*stop)
-		if ((result = node_round(&c)) != TS_OK)
-			goto out;
-	result = TS_OK;
+	if (!(c.queue = json_array())) {
+		snprintf(why, whylen, "out of memory");
+		result = TS_ERR_NOMEM;
+		goto out;
+	}
+	node_io_open(&c, &hopts);
+	result = node_loop(&c);
 out:
 	if (opts->runner && opts->runner->done)
 		opts->runner->done(opts->runner->arg);
+	node_io_close(&c); /* its last answers first: what it reported is settled */
 	cl_beat_stop(c.beat);
 	/* The one report on the way out: not interruptible by the signal that stops us, and short. */
 	if (c.http && c.pending && json_array_size(c.pending) > 0 && (result == TS_OK || *stop)) {
@@ -569,6 +951,7 @@ out:
 	}
 	stats->pending = c.pending ? json_array_size(c.pending) : 0;
 	json_decref(c.pending);
+	json_decref(c.queue);
 	cl_http_close(c.http);
 	return result;
 }

@@ -7,9 +7,17 @@
  * changed server key or an unusable state directory end the loop with an error. A unit the node
  * cannot compute (a kernel it does not know, params its kernel refuses) is declined: reported
  * with an "error" instead of a "result", through the same pending path, so the server gives it
- * to another node at once instead of when its lease ends. While a
- * fetched batch computes, a heartbeat thread (cl_beat) tells the server the node is alive, so
- * units longer than the server's node timeout stay leased. */
+ * to another node at once instead of when its lease ends. While the node runs, a heartbeat
+ * thread (cl_beat) tells the server it is alive, so units longer than the server's node timeout
+ * stay leased.
+ *
+ * Units are computed one at a time from a short queue. While one computes, a second connection
+ * on a thread of its own reports the results finished so far (each unit is reported as soon as
+ * it is done: a lost node loses the unit in progress, not a batch) and, when the queue would
+ * run dry within about a round trip, fetches a couple of seconds of work ahead, telling the
+ * server which units it still holds ("holding") so they are not sent again. With nothing in
+ * hand the node long-polls ("wait_s"). Against an older server that refuses those fields the
+ * node falls back to fetching a batch when idle and sleeping retry_after_s when there is none. */
 #ifndef CL_NODE_H
 #define CL_NODE_H
 
@@ -39,11 +47,15 @@ typedef struct cl_node_runner {
 typedef struct cl_node_opts {
 	const char *state_dir;        /* where node.json and pending.json live */
 	int threads;                  /* compute threads per unit; 0: all online CPUs */
-	int max_units;                /* units asked per fetch, 1..CL_NODE_MAX_UNITS */
-	double seconds;               /* work asked per fetch, by the node's rates; 0: not asked */
+	int max_units;                /* units asked per fetch at most, 1..CL_NODE_MAX_UNITS */
+	double seconds;               /* work asked per fetch at most, by the node's rates; 0: not
+				       * asked. A server that knows "holding" is asked for at most
+				       * about 2 s of work (by the node's time per unit) */
 	double heartbeat_s;           /* heartbeat period while computing; 0: none */
 	double max_rate;              /* indices/s: a unit is held until count / max_rate s after
 				       * it began (tests force long units with it); 0: no cap */
+	int wait_s;                   /* long-poll seconds (0..60) of a fetch with nothing in
+				       * hand; 0: none, sleep the server's retry_after_s */
 	const json_t *rates;          /* sent with a heartbeat before the first fetch; may be NULL */
 	const cl_node_runner *runner; /* NULL: kern_run here */
 	FILE *log;                    /* one line per unit, or NULL for none */

@@ -26,6 +26,8 @@
 #define RUN_BENCH_S 0.25   /* per kernel, when rates.json does not hold */
 #define DEFAULT_MAX_UNITS 16
 #define DEFAULT_SECONDS 20.0
+#define DEFAULT_WAIT_S 30
+#define WAIT_MAX_S 60
 
 static int state_dir(const char *given, char *out, size_t outlen)
 {
@@ -327,9 +329,9 @@ static int run_node(const char *dir, const cl_node_opts *base, int bench, int qu
 		else
 			printf("node %lld (%s) at %s: %d threads\n", (long long)node.node_id, node.name,
 			       node.url, o.threads);
-		printf("rates: %s; asking for %g s of work, up to %d units per fetch; heartbeat "
-		       "every %g s\n",
-		       text, o.seconds, o.max_units, o.heartbeat_s);
+		printf("rates: %s; asking for 2 s of work ahead (at most %g s, %d units per fetch); "
+		       "long-poll %d s; heartbeat every %g s\n",
+		       text, o.seconds, o.max_units, o.wait_s, o.heartbeat_s);
 		fflush(stdout);
 	}
 	e = cl_node_run(&o, &node, &stop_flag, &stats, why, sizeof(why));
@@ -360,15 +362,17 @@ static int cmd_run(int argc, char **argv)
 		{"seconds", required_argument, NULL, 'S'},   {"heartbeat", required_argument, NULL, 'H'},
 		{"no-bench", no_argument, NULL, 'B'},	     {"mpi", no_argument, NULL, 'M'},
 		{"quiet", no_argument, NULL, 'q'},	     {"help", no_argument, NULL, 'h'},
-		{"max-rate", required_argument, NULL, 'R'},  {NULL, 0, NULL, 0},
+		{"max-rate", required_argument, NULL, 'R'},  {"wait", required_argument, NULL, 'W'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *state_opt = NULL;
 	int threads = 0, share = 100, heartbeat = CL_BEAT_DEFAULT_S, bench = 1, use_mpi = 0;
 	int quiet = 0, opt, rc;
 	char dir[CL_STATE_PATH_MAX], why[256];
-	cl_node_opts o = {.max_units = DEFAULT_MAX_UNITS, .seconds = DEFAULT_SECONDS};
+	cl_node_opts o = {.max_units = DEFAULT_MAX_UNITS, .seconds = DEFAULT_SECONDS,
+			  .wait_s = DEFAULT_WAIT_S};
 	cl_mpi *mpi = NULL;
-	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:R:BMqh", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:R:W:BMqh", opts, opt) {
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 't':
@@ -393,6 +397,10 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'R':
 			if ((rc = cl_args_double_opt("--max-rate", optarg, 1, 1e18, &o.max_rate)))
+				return rc;
+			break;
+		case 'W':
+			if ((rc = cl_args_int_opt("--wait", optarg, 0, WAIT_MAX_S, &o.wait_s)))
 				return rc;
 			break;
 		case 'B': bench = 0; break;
@@ -521,21 +529,31 @@ static const cl_args_cmd commands[] = {
 	 "  --no-bench    enroll without measuring the node's speed\n"},
 	{"run", cmd_run,
 	 "run [--state DIR] [--threads N | --cpu-share P] [--seconds S] [--max-units K] "
-	 "[--heartbeat S] [--no-bench] [--mpi] [--quiet] [--max-rate R]",
+	 "[--heartbeat S] [--wait S] [--no-bench] [--mpi] [--quiet] [--max-rate R]",
 	 "\nFetches work units, computes them and reports the results until SIGINT or\n"
-	 "SIGTERM. Network errors are retried with backoff; finished results are kept in\n"
-	 "DIR/pending.json until the server has them. At start the node measures its\n"
-	 "speed (kept in DIR/rates.json for an hour) and tells the server, which sizes\n"
-	 "each fetch to about S seconds of work: a fast machine gets more than a Pi.\n\n"
+	 "SIGTERM. Each result is reported as soon as its unit is done, while the next\n"
+	 "unit computes; the node fetches a couple of seconds of work ahead so that it\n"
+	 "never waits for the server, and with nothing to do it waits on the server\n"
+	 "(long-poll) until work appears. Network errors are retried with backoff;\n"
+	 "finished results are kept in DIR/pending.json until the server has them. At\n"
+	 "start the node measures its speed (kept in DIR/rates.json for an hour) and\n"
+	 "tells the server, which sizes each fetch by it: a fast machine gets more units\n"
+	 "than a Pi.\n\n"
 	 "  --state DIR     state directory (default $" STATE_ENV " or ~/" STATE_HOME ")\n"
 	 "  --threads N     compute threads (per rank with --mpi; default: all online\n"
 	 "                  CPUs, shared among the ranks on a host)\n"
 	 "  --cpu-share P   use P percent of the online CPUs (1..100, default 100), at\n"
 	 "                  least one thread: keep part of the machine for yourself\n"
-	 "  --seconds S     seconds of work asked per fetch, 1..3600 (default 20)\n"
+	 "  --seconds S     seconds of work asked per fetch at most, 1..3600 (default\n"
+	 "                  20; a current server is asked for 2 s of work ahead, an\n"
+	 "                  older one, which cannot prefetch, for S)\n"
 	 "  --max-units K   at most K units per fetch, 1..64 (default 16)\n"
-	 "  --heartbeat S   tell the server every S seconds that a long unit is still\n"
-	 "                  being computed, 1..3600 (default 30)\n"
+	 "  --wait S        with nothing to do, ask the server to answer as soon as work\n"
+	 "                  appears, or after S seconds, 0..60 (default 30; 0: poll\n"
+	 "                  every few seconds instead)\n"
+	 "  --heartbeat S   tell the server every S seconds that the node is alive (a\n"
+	 "                  long unit computing, a long-poll waiting), 1..3600\n"
+	 "                  (default 30)\n"
 	 "  --no-bench      do not measure or send this node's speed\n"
 	 "  --mpi           run under mpirun as one node: rank 0 talks to the server,\n"
 	 "                  every rank computes a slice of each unit\n"

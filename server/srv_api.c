@@ -95,6 +95,7 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 			(unsigned long long)split.unit_size);
 	}
 	r->status = 201;
+	srv_http_work_hint(ctx); /* waiting nodes get its units at once */
 	return srv_view_job(ctx->db, id, 0, r->now, ctx->node_timeout_s, &r->reply, NULL);
 }
 

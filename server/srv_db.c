@@ -119,7 +119,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_NODE_GET] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
 		       " n_valid, n_invalid, streak, rates, volunteer FROM nodes WHERE id = ?1",
 	[Q_NODE_TRUST] = "UPDATE nodes SET n_valid = n_valid + ?2, n_invalid = n_invalid + ?3,"
-			   " streak = CASE WHEN ?5 THEN 0 ELSE streak END + ?2, units_done = units_done + ?4 WHERE id = ?1",
+			   " streak = CASE WHEN ?5 THEN 0 ELSE streak END + ?6, units_done = units_done + ?4 WHERE id = ?1",
 	[Q_NODE_SET_DISABLED] = "UPDATE nodes SET disabled = ?2 WHERE id = ?1",
 	[Q_NODE_RELEASE] = "UPDATE replicas INDEXED BY replicas_node SET deadline = ?2"
 			   " WHERE node_id = ?1 AND state = " R_LEASED " AND deadline > ?2",
@@ -142,9 +142,9 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_ADVANCE] = "UPDATE jobs SET next_seq = ?2 WHERE id = ?1",
 	[Q_JOB_START] = "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
 	[Q_JOB_FED] = "UPDATE jobs SET feeding = 0 WHERE id = ?1",
-	[Q_JOB_ACCOUNT] = "UPDATE jobs SET units_done = units_done + 1, acc0 = ?2, acc1 = ?3,"
-			  " compute_s = compute_s + ?4 WHERE id = ?1",
-	[Q_JOB_WALL] = "UPDATE jobs SET compute_s = compute_s + ?2 WHERE id = ?1",
+	/* A request's units_done and aggregate of a job, written once at its end. */
+	[Q_JOB_ACCOUNT] = "UPDATE jobs SET units_done = ?2, acc0 = ?3, acc1 = ?4, compute_s = compute_s + ?5"
+			  " WHERE id = ?1",
 	[Q_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5, feeding = 0"
 			 " WHERE id = ?1",
 	[Q_JOB_LEASED] = "SELECT count(*) FROM units u WHERE u.job_id = ?1 AND u.state = " U_OPEN " AND EXISTS"
@@ -194,7 +194,19 @@ static const char *const stmt_sql[Q__COUNT] = {
 			     " res0 = ?7, res1 = ?8 WHERE id = ?1",
 	[Q_REPLICA_REPORTED] = "SELECT " REPLICA_COLS " FROM replicas INDEXED BY replicas_unit"
 			      " WHERE unit_id = ?1 AND state = " R_REPORTED " ORDER BY id",
-	[Q_JOB_REBUILD] = "UPDATE jobs SET acc0 = ?2, acc1 = ?3, units_done = ?4 WHERE id = ?1",
+	/* Stragglers: units in flight on one live lease, quorum 1 and no result yet, of running jobs
+	 * that hand out nothing new, that this node's volunteer has no replica of, and that this
+	 * node (rates ?4, JSON) would finish before their holder is expected to by its measured
+	 * rate (unknown rates: never). */
+	[Q_UNIT_STRAGGLERS] = "SELECT u.id FROM replicas r INDEXED BY replicas_lease JOIN units u ON u.id = r.unit_id"
+			      " JOIN jobs j ON j.id = u.job_id JOIN nodes n ON n.id = r.node_id"
+			      " WHERE r.state = " R_LEASED " AND r.deadline > ?1 AND u.state = " U_OPEN
+			      " AND u.quorum = 1 AND u.n_results = 0 AND u.wanted = 1 AND j.feeding = 0"
+			      " AND j.state = 'running' AND NOT EXISTS (SELECT 1 FROM replicas m INDEXED BY"
+			      " replicas_unit WHERE m.unit_id = u.id AND (m.node_id = ?3 OR m.volunteer = ?2))"
+			      " AND r.issued_at + u.count / json_extract(n.rates, '$.' || j.kernel)"
+			      " > ?1 + u.count / json_extract(?4, '$.' || j.kernel)"
+			      " ORDER BY r.issued_at LIMIT ?5",
 	/* Distinct volunteers among the nodes seen since ?1: replicas of a unit need as many. */
 	[Q_VOLUNTEERS_ONLINE] = "SELECT count(DISTINCT coalesce(volunteer, -id)) FROM nodes"
 				" WHERE disabled = 0 AND last_seen >= ?1",

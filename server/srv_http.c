@@ -306,6 +306,7 @@ static void handle_finish(srv_ctx *ctx, const srv_route *route, const char *path
 {
 	if (!result)
 		return;
+	r->wait_until = 0; /* an error is answered now */
 	json_decref(r->reply);
 	free(r->text);
 	r->text = NULL;
@@ -342,7 +343,7 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 		result = TS_OK;
 		goto out;
 	}
-	result = limit_address(ctx, call, route, r);
+	result = r->rerun ? TS_OK : limit_address(ctx, call, route, r);
 	if (result)
 		goto out;
 	if (!route) {
@@ -360,7 +361,7 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 				 "a valid bearer token is required" : "the store is not available; retry");
 			goto out;
 		}
-		result = rate_limit(ctx, ctx->lim_token, &r->who.token_id, sizeof(r->who.token_id), r);
+		result = r->rerun ? TS_OK : rate_limit(ctx, ctx->lim_token, &r->who.token_id, sizeof(r->who.token_id), r);
 		if (result)
 			goto out;
 		if (!(r->who.role & route->roles)) {
@@ -522,6 +523,90 @@ static void defer(srv_ctx *ctx, struct evhttp_request *ev, srv_req *r, size_t ro
 	reply_or_hold(ctx, ev, r, route, t0);
 }
 
+/* A fetch waiting for work (long-poll). Its evhttp request stays ours until the reply; the
+ * call's strings live in that request (the peer is copied: it belongs to the connection). */
+struct srv_waiter {
+	struct evhttp_request *ev;
+	srv_call call;
+	char peer[64];
+	size_t route;
+	double t0, until;
+};
+
+/* Parks a fetch that found no work; takes r. When there is no room it is answered now. */
+static void park(srv_ctx *ctx, struct evhttp_request *ev, srv_req *r, const srv_call *call, size_t route,
+		 double t0)
+{
+	if (ctx->n_waiters < ctx->max_waiters) {
+		struct srv_waiter *w = &ctx->waiters[ctx->n_waiters++];
+		*w = (struct srv_waiter){ev, *call, "", route, t0, r->wait_until};
+		snprintf(w->peer, sizeof(w->peer), "%s", call->peer ? call->peer : "");
+		w->call.peer = w->peer;
+		srv_req_clear(r);
+		return;
+	}
+	/* Full: run it again at once, told not to wait, so it gets its (empty) answer. */
+	srv_req_clear(r);
+	srv_req again = {.call = call, .now = ts_now(), .status = 200, .rerun = 1};
+	size_t rt;
+	srv_http_handle(ctx, call, &again, &rt);
+	again.wait_until = 0;
+	reply_or_hold(ctx, ev, &again, route, t0);
+}
+
+/* Runs waiter w's fetch again. Returns 1 if it was answered (work, an error, or its time is
+ * up: final), 0 if it still waits. */
+static int waiter_run(srv_ctx *ctx, struct srv_waiter *w, int final)
+{
+	if (!evhttp_request_get_connection(w->ev)) {
+		evhttp_request_free(w->ev); /* the node went away meanwhile */
+		return 1;
+	}
+	srv_req r = {.call = &w->call, .now = ts_now(), .status = 200, .rerun = 1,
+		     .wait_until = final ? 0 : w->until};
+	size_t route;
+	srv_http_handle(ctx, &w->call, &r, &route);
+	if (r.wait_until > 0 && !r.reply && !final) {
+		srv_req_clear(&r);
+		return 0;
+	}
+	r.call = NULL;
+	r.wait_until = 0;
+	reply_or_hold(ctx, w->ev, &r, w->route, w->t0);
+	return 1;
+}
+
+/* Runs the waiting fetches again, oldest first, or answers those whose time is up (all with
+ * everything). After a few that still find nothing, the rest are left waiting: work is shared,
+ * so more of the same would find nothing too (a later hint or their deadline comes for them). */
+static void waiters_run(srv_ctx *ctx, int all_final)
+{
+	double now = ts_mono();
+	int empty = 0;
+	size_t kept = 0;
+	for (size_t i = 0; i < ctx->n_waiters; i++) {
+		struct srv_waiter w = ctx->waiters[i];
+		int final = all_final || w.until <= now;
+		if ((final || empty < 3) && waiter_run(ctx, &w, final))
+			continue;
+		empty += !final;
+		ctx->waiters[kept++] = w;
+	}
+	ctx->n_waiters = kept;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	srv_ctx *ctx = arg;
+	ctx->work_hint = 0;
+	waiters_run(ctx, 0);
+}
+
+void srv_http_work_hint(srv_ctx *ctx)
+{
+	ctx->work_hint = 1;
+}
+
 static void dispatch(struct evhttp_request *ev, void *arg)
 {
 	srv_ctx *ctx = arg;
@@ -547,12 +632,17 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	srv_http_handle(ctx, &call, &r, &route);
 	srv_conns_done(ctx->conns, bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), ts_mono());
 	r.call = NULL;
-	if (r.kdf_job) {
-		/* Nothing of it is written yet: a group it opened must not stay open (holding the write
-		 * lock) until the KDF is done, when no reply is waiting to flush it. */
+	if (ctx->work_hint && ctx->n_waiters && ctx->wake_ev)
+		event_active(ctx->wake_ev, EV_TIMEOUT, 0);
+	if (r.kdf_job || (r.wait_until > 0 && !r.reply)) {
+		/* No reply yet: a group this request opened must not stay open (holding the write lock)
+		 * while no reply is waiting to flush it. */
 		if (srv_db_pending(ctx->db) && ctx->n_held == 0)
 			flush_group(ctx);
-		defer(ctx, ev, &r, route, t0);
+		if (r.kdf_job)
+			defer(ctx, ev, &r, route, t0);
+		else
+			park(ctx, ev, &r, &call, route, t0);
 		return;
 	}
 	reply_or_hold(ctx, ev, &r, route, t0);
@@ -590,12 +680,16 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 			       cfg->kdf_queue > 0 ? (int)cfg->kdf_queue : 8);
 	ctx->http = evhttp_new(ctx->base);
 	ctx->held = calloc(SRV_GROUP_MAX, sizeof(*ctx->held));
+	ctx->max_waiters = (size_t)cfg->max_connections;
+	ctx->waiters = calloc(ctx->max_waiters, sizeof(*ctx->waiters));
+	ctx->wake_ev = event_new(ctx->base, -1, 0, on_wake, ctx);
 	/* The flush runs at the lowest priority: after every request that is ready now. */
 	ctx->flush_ev = event_new(ctx->base, -1, 0, on_flush, ctx);
 	if (!ctx->http || !ctx->conns || !ctx->lim_addr || !ctx->lim_token || !ctx->lim_login ||
-	    !ctx->held || !ctx->flush_ev || !ctx->kdf)
+	    !ctx->held || !ctx->flush_ev || !ctx->kdf || !ctx->waiters || !ctx->wake_ev)
 		return TS_ERR_NOMEM;
 	event_priority_set(ctx->flush_ev, SRV_PRIORITIES - 1);
+	event_priority_set(ctx->wake_ev, SRV_PRIORITIES - 1);
 	if (ctx->db) /* else the caller sets it when it opens the store (after dropping root) */
 		srv_db_set_group(ctx->db, (int)cfg->group_commit);
 	evhttp_set_bevcb(ctx->http, make_tls_bev, ctx);
@@ -631,6 +725,10 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port)
 
 void srv_http_sweep(srv_ctx *ctx)
 {
+	/* Long-polls whose time is up are answered; and once a second the oldest waiters look again,
+	 * for work that appeared without a hint (a lease that expired). */
+	if (ctx->n_waiters)
+		waiters_run(ctx, 0);
 	int shut = srv_conns_sweep(ctx->conns, ts_mono());
 	if (shut && !ctx->quiet)
 		fprintf(stderr, "closed %d slow or excess connections\n", shut);
@@ -641,6 +739,12 @@ void srv_http_stop(srv_ctx *ctx)
 	/* The KDFs in flight finish and answer first; their replies may join the group. */
 	srv_kdf_free(ctx->kdf);
 	ctx->kdf = NULL;
+	waiters_run(ctx, 1); /* every long-poll gets its answer */
+	free(ctx->waiters);
+	ctx->waiters = NULL;
+	if (ctx->wake_ev)
+		event_free(ctx->wake_ev);
+	ctx->wake_ev = NULL;
 	if (ctx->n_held)
 		flush_group(ctx);
 	if (ctx->flush_ev)

@@ -83,6 +83,13 @@ typedef struct srv_ctx {
 	struct event *flush_ev;    /* commits the group and sends the held replies */
 	struct srv_held *held;     /* replies waiting for the group commit */
 	size_t n_held;
+	/* Long-poll: fetches that found no work wait here (oldest first) until work may have
+	 * appeared (work_hint, set by the handlers that make work) or their time is up. A NULL
+	 * wake_ev (the fuzzer, srv_http_handle callers) answers every fetch at once. */
+	struct srv_waiter *waiters;
+	size_t n_waiters, max_waiters;
+	int work_hint;
+	struct event *wake_ev;
 	uint64_t commits, grouped; /* group commits done, and the requests they carried */
 	srv_rate rate;
 	uint64_t requests;
@@ -120,6 +127,11 @@ typedef struct srv_req {
 	/* Set by srv_http_kdf: the reply waits for this job, then kdf_cont finishes the request. */
 	srv_pw_job *kdf_job;
 	ts_err (*kdf_cont)(srv_ctx *ctx, struct srv_req *r, srv_pw_job *job);
+	/* Long-poll: a fetch handler with nothing to hand out sets wait_until (monotonic seconds)
+	 * and no reply; the dispatcher parks the request until then (see srv_ctx.waiters).
+	 * rerun: this is a parked request run again (no rate limits, same deadline). */
+	double wait_until;
+	int rerun;
 } srv_req;
 
 /* A handler returns TS_OK with r->reply set, or an error with r->why filled in; or it ends in
@@ -164,8 +176,12 @@ ts_err srv_http_start(srv_ctx *ctx, const char *host, int port);
 void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *route_index);
 void srv_req_clear(srv_req *r);
 
-/* Polices connections (deadlines and caps); run from a timer about once a second. */
+/* Polices connections (deadlines and caps) and answers long-polls whose time is up; run from a
+ * timer about once a second. */
 void srv_http_sweep(srv_ctx *ctx);
+/* Work may have appeared (a job submitted, a unit that wants another replica, leases released):
+ * the waiting fetches are run again, soon, after the requests ready now. */
+void srv_http_work_hint(srv_ctx *ctx);
 void srv_http_stop(srv_ctx *ctx);
 
 /* Handlers (srv_api.c, srv_work.c). */

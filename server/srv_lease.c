@@ -5,7 +5,11 @@
  *      re-let, at most WU_MAX_LEASES times, so a node that never reports cannot hoard a unit;
  *   3. units that want another replica and have none with this node's volunteer, from a random
  *      unit on, so no node can predict which units it will share;
- *   4. units never handed out, from the oldest feeding job on.
+ *   4. units never handed out, from the oldest feeding job on;
+ *   5. when it got nothing: a second copy of a straggling unit (the end of a job).
+ * A fetch with "holding" names units the node still has in hand (prefetch): those are not
+ * resent. A fetch with "wait_s" that finds nothing waits (long-poll, srv_http.c) until work may
+ * have appeared or its time is up.
  * Every change is a wu_ transition written back through srv_store; the dispatcher's
  * transaction makes the fetch all or nothing. */
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include "ts_util.h"
 
 #define FETCH_MAX_UNITS 64
+#define FETCH_MAX_WAIT_S 60 /* long-poll; also capped below the server's idle timeout */
 #define NO_WORK_RETRY_S 2
 #define EXPIRE_BATCH 512
 
@@ -32,6 +37,8 @@ struct batch {
 	double seconds, used_s;
 	srv_node_info node;
 	srv_job_cache jobs;
+	int64_t holding[FETCH_MAX_UNITS]; /* units the node still holds: not resent */
+	int n_holding;
 };
 
 static int batch_full(const struct batch *b)
@@ -57,6 +64,29 @@ static ts_err batch_add(struct batch *b, const srv_work_job *j, const wu_unit *u
 				 (json_int_t)u->start, "count", (json_int_t)u->count, "deadline",
 				 (json_int_t)deadline);
 	return unit && json_array_append_new(b->units, unit) == 0 ? TS_OK : TS_ERR_NOMEM;
+}
+
+/* The units the node says it still holds (queued or computing): not resent. */
+static ts_err holding_parse(const json_t *holding, struct batch *b, char *why, size_t whylen)
+{
+	size_t i;
+	json_t *id;
+	json_array_foreach(holding, i, id) {
+		if (!json_is_integer(id) || json_integer_value(id) < 1) {
+			snprintf(why, whylen, "holding[%zu] must be a unit id", i);
+			return TS_ERR_BAD_REQUEST;
+		}
+		b->holding[b->n_holding++] = json_integer_value(id);
+	}
+	return TS_OK;
+}
+
+static int batch_holds(const struct batch *b, int64_t unit)
+{
+	for (int i = 0; i < b->n_holding; i++)
+		if (b->holding[i] == unit)
+			return 1;
+	return 0;
 }
 
 /* Leases past their deadline give their slot back to their unit (which then wants another
@@ -101,10 +131,10 @@ static ts_err unit_and_job(srv_db *db, struct batch *b, int64_t unit, int64_t no
 /* 1. The node's live leases, resent with the deadline they have. */
 static ts_err fetch_resend(srv_db *db, srv_req *r, struct batch *b)
 {
-	int64_t ids[FETCH_MAX_UNITS];
+	int64_t ids[FETCH_MAX_UNITS * 2];
 	int n;
-	ts_err result = SRV_IDS(db, Q_REPLICA_MINE, ids, FETCH_MAX_UNITS, &n, r->who.node_id, r->now,
-				batch_room(b));
+	ts_err result = SRV_IDS(db, Q_REPLICA_MINE, ids, FETCH_MAX_UNITS * 2, &n, r->who.node_id, r->now,
+				batch_room(b) + b->n_holding);
 	for (int i = 0; i < n && !result && !batch_full(b); i++) {
 		wu_replica rep;
 		wu_unit u;
@@ -112,7 +142,7 @@ static ts_err fetch_resend(srv_db *db, srv_req *r, struct batch *b)
 		result = srv_store_replica(db, ids[i], &rep);
 		if (!result)
 			result = unit_and_job(db, b, rep.unit_id, r->now, &u, &j);
-		if (!result && j && wu_resendable(&u, &rep, r->now))
+		if (!result && j && wu_resendable(&u, &rep, r->now) && !batch_holds(b, u.id))
 			result = batch_add(b, j, &u, rep.deadline);
 	}
 	return result;
@@ -132,7 +162,7 @@ static ts_err fetch_relet(srv_db *db, srv_req *r, struct batch *b)
 		result = srv_store_replica(db, ids[i], &rep);
 		if (!result)
 			result = unit_and_job(db, b, rep.unit_id, r->now, &u, &j);
-		if (result || !j || !wu_relet(&u, &rep, r->now, j->row.deadline_s))
+		if (result || !j || batch_holds(b, u.id) || !wu_relet(&u, &rep, r->now, j->row.deadline_s))
 			continue;
 		result = srv_store_replica_put(db, &rep);
 		if (!result)
@@ -237,14 +267,55 @@ static ts_err fetch_new(srv_db *db, srv_req *r, struct batch *b)
 	return result;
 }
 
+/* 5. The end of a job: an idle node gets a second copy of a unit still in flight on another
+ * volunteer's node (quorum 1, no result yet, its job handing out nothing new) that it would
+ * finish before the holder is expected to (by both nodes' measured rates), oldest lease first,
+ * so a job does not wait for its slowest node. The first result settles the unit; the
+ * other is late and harmless. */
+static ts_err fetch_stragglers(srv_db *db, srv_req *r, struct batch *b)
+{
+	if (json_array_size(b->units) || batch_full(b))
+		return TS_OK;
+	if (!b->node.rates)
+		return TS_OK; /* a node that never measured itself cannot tell it would be faster */
+	char *rates = json_dumps(b->node.rates, JSON_COMPACT);
+	if (!rates)
+		return TS_ERR_NOMEM;
+	int64_t ids[FETCH_MAX_UNITS];
+	int n = 0, row = 1;
+	sqlite3_stmt *st = srv_db_stmt(db, Q_UNIT_STRAGGLERS);
+	sqlite3_bind_int64(st, 1, r->now);
+	sqlite3_bind_int64(st, 2, b->node.volunteer);
+	sqlite3_bind_int64(st, 3, r->who.node_id);
+	sqlite3_bind_text(st, 4, rates, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 5, batch_room(b));
+	free(rates);
+	ts_err result = TS_OK;
+	while (n < FETCH_MAX_UNITS && !(result = srv_db_step(db, st, &row)) && row)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	for (int i = 0; i < n && !result && !batch_full(b); i++) {
+		wu_unit u;
+		srv_work_job *j;
+		result = unit_and_job(db, b, ids[i], r->now, &u, &j);
+		if (!result && j && wu_duplicate(&u, 1))
+			result = lease_new(db, r, b, j, &u);
+	}
+	return result;
+}
+
 ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
 		{"max_units", F_INT, 0, 1, FETCH_MAX_UNITS},
 		{"seconds", F_NUM, 0, 0.001, 86400},
+		{"wait_s", F_NUM, 0, 0, FETCH_MAX_WAIT_S},
+		{"holding", F_ARR, 0, 0, FETCH_MAX_UNITS},
 	};
 	struct batch b = {.units = json_array()};
 	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (!result)
+		result = holding_parse(json_object_get(r->body, "holding"), &b, r->why, sizeof(r->why));
 	if (result)
 		goto out;
 	json_t *seconds = json_object_get(r->body, "seconds");
@@ -263,10 +334,22 @@ ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 		result = fetch_needy(ctx->db, r, &b);
 	if (!result)
 		result = fetch_new(ctx->db, r, &b);
+	if (!result)
+		result = fetch_stragglers(ctx->db, r, &b);
 	if (result)
 		goto out;
+	json_t *wait = json_object_get(r->body, "wait_s");
+	if (!json_array_size(b.units) && wait && json_number_value(wait) > 0 && ctx->wake_ev &&
+	    (!r->rerun || r->wait_until > ts_mono())) {
+		/* Nothing now: the dispatcher parks the fetch until work appears or its time is up
+		 * (a rerun keeps its first deadline). Capped below the idle timeout. */
+		double s = json_number_value(wait), cap = (double)ctx->cfg.idle_timeout_s - 5;
+		if (!r->rerun)
+			r->wait_until = ts_mono() + (cap > 0 && s > cap ? cap : s);
+		goto out;
+	}
 	r->reply = json_pack("{s:O,s:i}", "units", b.units, "retry_after_s",
-			     json_array_size(b.units) ? 0 : NO_WORK_RETRY_S);
+			     json_array_size(b.units) || wait ? 0 : NO_WORK_RETRY_S);
 	if (!r->reply)
 		result = TS_ERR_NOMEM;
 out:

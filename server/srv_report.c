@@ -64,7 +64,8 @@ static ts_err job_rebuild(srv_db *db, srv_work_job *j)
 	j->row.acc[0] = acc.v[0];
 	j->row.acc[1] = acc.v[1];
 	j->row.units_done = (uint64_t)done;
-	return SRV_EXEC(db, Q_JOB_REBUILD, j->row.id, (int64_t)acc.v[0], (int64_t)acc.v[1], done);
+	j->dirty = 1; /* written by srv_store_flush */
+	return TS_OK;
 }
 
 /* A node was caught lying: the units of running jobs that became valid on its word alone
@@ -94,7 +95,8 @@ static ts_err recheck_liar(srv_db *db, srv_job_cache *c, int64_t node, int64_t n
 		if (!result)
 			result = srv_store_replica_put(db, &rep);
 		if (!result)
-			result = srv_store_node_trust(db, node, &(wu_trust){.counted = -1});
+			result = srv_store_node_trust(db, c, node, &(wu_trust){.counted = -1});
+		c->made_work = 1;
 		int seen = 0;
 		for (int k = 0; k < n_touched; k++)
 			seen |= touched[k] == j->row.id;
@@ -128,14 +130,15 @@ static ts_err judge_results(srv_db *db, srv_job_cache *c, const wu_unit *u, int 
 			count = 0;
 		result = srv_store_replica_put(db, &reps[i]);
 		if (!result)
-			result = srv_store_node_trust(db, reps[i].node_id, &t);
+			result = srv_store_node_trust(db, c, reps[i].node_id, &t);
 		if (!result && t.invalid)
 			result = recheck_liar(db, c, reps[i].node_id, now);
 	}
 	return result;
 }
 
-/* Counts a valid unit's canonical result into its job, and finishes the job with its last. */
+/* Counts a valid unit's canonical result into its job (written at the request's end), and
+ * finishes the job with its last. */
 static ts_err job_account(srv_db *db, srv_work_job *j, const wu_unit *u, int64_t now)
 {
 	kern_partial acc = {{j->row.acc[0], j->row.acc[1]}}, p = {{u->canon[0], u->canon[1]}};
@@ -143,16 +146,8 @@ static ts_err job_account(srv_db *db, srv_work_job *j, const wu_unit *u, int64_t
 	j->row.acc[0] = acc.v[0];
 	j->row.acc[1] = acc.v[1];
 	j->row.units_done++;
-	sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_ACCOUNT);
-	sqlite3_bind_int64(st, 1, j->row.id);
-	sqlite3_bind_int64(st, 2, (int64_t)acc.v[0]);
-	sqlite3_bind_int64(st, 3, (int64_t)acc.v[1]);
-	sqlite3_bind_double(st, 4, j->wall_pending);
-	j->wall_pending = 0;
-	ts_err result = srv_db_exec(db, st);
-	if (!result && j->row.units_done == j->row.split.n_units)
-		result = srv_store_job_finish(db, j, NULL, now);
-	return result;
+	j->dirty = 1;
+	return j->row.units_done == j->row.split.n_units ? srv_store_job_finish(db, j, NULL, now) : TS_OK;
 }
 
 /* The unit is valid with canon: counted into its job first, then its results judged (judging
@@ -178,7 +173,7 @@ static ts_err unit_validate(srv_db *db, srv_job_cache *c, srv_work_job *j, wu_un
 		wu_trust t = wu_judge(rep, u->canon, u->quorum, 1);
 		ts_err result = srv_store_replica_put_report(db, rep, wall_s, now);
 		if (!result)
-			result = srv_store_node_trust(db, rep->node_id, &t);
+			result = srv_store_node_trust(db, c, rep->node_id, &t);
 		if (!result)
 			result = srv_store_unit_put(db, u);
 		return result ? result : job_account(db, j, u, now);
@@ -211,6 +206,7 @@ static ts_err unit_validate(srv_db *db, srv_job_cache *c, srv_work_job *j, wu_un
 		return unit_valid(db, c, j, u, top, now);
 	case WU_NEXT_MORE:
 		wu_want_more(u, t.inflight, more);
+		c->made_work = 1;
 		return srv_store_unit_put(db, u);
 	case WU_NEXT_WAIT:
 		return srv_store_unit_put(db, u);
@@ -252,6 +248,7 @@ static ts_err report_one(srv_db *db, srv_job_cache *c, srv_req *r, const json_t 
 		*reason = NULL;
 		if (!wu_give_back(&u, &rep))
 			return TS_OK;
+		c->made_work = 1;
 		result = srv_store_replica_put_report(db, &rep, wall_s, r->now);
 		return result ? result : srv_store_unit_put(db, &u);
 	}
@@ -314,19 +311,14 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		else
 			json_array_append(accepted, id);
 	}
-	for (int k = 0; k < cache.n && !result; k++) {
-		if (cache.jobs[k].wall_pending > 0) {
-			sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_JOB_WALL);
-			sqlite3_bind_int64(st, 1, cache.jobs[k].row.id);
-			sqlite3_bind_double(st, 2, cache.jobs[k].wall_pending);
-			result = srv_db_exec(ctx->db, st);
-		}
-	}
+	result = srv_store_flush(ctx->db, &cache);
 	if (!result)
 		result = srv_work_node_seen(ctx->db, r);
 	if (result)
 		goto out;
 	srv_rate_add(&ctx->rate, r->now, done, indices);
+	if (cache.made_work)
+		srv_http_work_hint(ctx);
 	for (int k = 0; k < cache.n && !ctx->quiet; k++) {
 		const char *state = cache.jobs[k].row.state;
 		if (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0)

@@ -31,6 +31,22 @@ static ts_err one_row(srv_db *db, sqlite3_stmt *st)
 	return result ? result : row ? TS_OK : TS_ERR_NOT_FOUND;
 }
 
+/* Writes a job's counters when they changed in this request. */
+static ts_err job_flush(srv_db *db, srv_work_job *j)
+{
+	if (!j->dirty && j->wall_pending <= 0)
+		return TS_OK;
+	sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_ACCOUNT);
+	sqlite3_bind_int64(st, 1, j->row.id);
+	sqlite3_bind_int64(st, 2, (int64_t)j->row.units_done);
+	sqlite3_bind_int64(st, 3, (int64_t)j->row.acc[0]);
+	sqlite3_bind_int64(st, 4, (int64_t)j->row.acc[1]);
+	sqlite3_bind_double(st, 5, j->wall_pending);
+	j->dirty = 0;
+	j->wall_pending = 0;
+	return srv_db_exec(db, st);
+}
+
 ts_err srv_store_job(srv_db *db, int64_t id, srv_job *j)
 {
 	sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_GET);
@@ -134,6 +150,9 @@ ts_err srv_store_job_drop(srv_db *db, int64_t job)
 ts_err srv_store_job_finish(srv_db *db, srv_work_job *j, const char *error, int64_t now)
 {
 	char *text = NULL;
+	ts_err result = job_flush(db, j); /* the counters the result is made of go with it */
+	if (result)
+		return result;
 	if (!error) {
 		kern_partial total = {{j->row.acc[0], j->row.acc[1]}};
 		json_t *res = j->k->finalize(&j->args, &total);
@@ -150,7 +169,7 @@ ts_err srv_store_job_finish(srv_db *db, srv_work_job *j, const char *error, int6
 	sqlite3_bind_int64(st, 5, now);
 	free(text);
 	snprintf(j->row.state, sizeof(j->row.state), "%s", error ? "failed" : "done");
-	ts_err result = srv_db_exec(db, st);
+	result = srv_db_exec(db, st);
 	if (!result && error)
 		result = srv_store_job_drop(db, j->row.id);
 	return result;
@@ -302,11 +321,44 @@ ts_err srv_store_ids(srv_db *db, enum srv_stmt q, const int64_t *v, int nv, int6
 	return result;
 }
 
-ts_err srv_store_node_trust(srv_db *db, int64_t node, const wu_trust *t)
+static ts_err node_delta_write(srv_db *db, const srv_node_delta *d)
 {
-	if (!t->valid && !t->invalid && !t->counted)
+	if (!d->valid && !d->invalid && !d->counted && !d->reset)
 		return TS_OK;
-	return SRV_EXEC(db, Q_NODE_TRUST, node, t->valid, t->invalid, t->counted, t->streak_reset);
+	return SRV_EXEC(db, Q_NODE_TRUST, d->node, d->valid, d->invalid, d->counted, d->reset, d->streak_add);
+}
+
+ts_err srv_store_node_trust(srv_db *db, srv_job_cache *c, int64_t node, const wu_trust *t)
+{
+	srv_node_delta *d = NULL;
+	for (int i = 0; i < c->n_nodes && !d; i++)
+		if (c->nodes[i].node == node)
+			d = &c->nodes[i];
+	if (!d && c->n_nodes < SRV_NODE_DELTAS)
+		d = &c->nodes[c->n_nodes++], *d = (srv_node_delta){.node = node};
+	if (!d) /* more nodes than slots in one request: this one is written now */
+		return node_delta_write(db, &(srv_node_delta){node, t->valid, t->invalid, t->counted,
+								t->streak_reset, t->valid});
+	if (t->streak_reset) {
+		d->reset = 1;
+		d->streak_add = 0;
+	}
+	d->valid += t->valid;
+	d->streak_add += t->valid;
+	d->invalid += t->invalid;
+	d->counted += t->counted;
+	return TS_OK;
+}
+
+ts_err srv_store_flush(srv_db *db, srv_job_cache *c)
+{
+	ts_err result = TS_OK;
+	for (int i = 0; i < c->n && !result; i++)
+		result = job_flush(db, &c->jobs[i]);
+	for (int i = 0; i < c->n_nodes && !result; i++)
+		result = node_delta_write(db, &c->nodes[i]);
+	c->n_nodes = 0;
+	return result;
 }
 
 ts_err srv_store_node_info(srv_db *db, int64_t node, srv_node_info *out)

@@ -41,7 +41,17 @@ typedef struct srv_work_job {
 	json_t *params;
 	kern_args args;
 	double wall_pending; /* reported compute time not yet added to the job's compute_s */
+	int dirty;           /* its units_done and aggregate changed: srv_store_flush writes them */
 } srv_work_job;
+
+/* A node's standing changes within one request, written once by srv_store_flush. */
+typedef struct srv_node_delta {
+	int64_t node;
+	int valid, invalid, counted;
+	int reset;      /* its streak restarts from 0... */
+	int streak_add; /* ...then grows by this (the valid results after the last invalid one) */
+} srv_node_delta;
+#define SRV_NODE_DELTAS 16
 
 /* The jobs one request touches, each loaded once: the units of a fetch or report (64 at most),
  * and room for the jobs a caught liar's results belong to. */
@@ -49,7 +59,15 @@ typedef struct srv_work_job {
 typedef struct srv_job_cache {
 	srv_work_job jobs[SRV_JOB_CACHE];
 	int n;
+	int made_work; /* the request gave other nodes work (a unit wants a replica): wake waiters */
+	srv_node_delta nodes[SRV_NODE_DELTAS];
+	int n_nodes;
 } srv_job_cache;
+
+/* Writes what a request accumulated: each touched job's units_done, aggregate and compute time,
+ * and each node's standing (one write each, not one per unit). Call before the request ends,
+ * and before anything reads those columns from the store. */
+ts_err srv_store_flush(srv_db *db, srv_job_cache *c);
 
 /* The job from the cache or the store. A job whose kernel or params this server cannot load
  * fails there and then (alone, with its reason) and *out is NULL with TS_OK; store errors are
@@ -79,8 +97,8 @@ ts_err srv_store_ids(srv_db *db, enum srv_stmt q, const int64_t *v, int nv, int6
 	srv_store_ids(db, q, (const int64_t[]){__VA_ARGS__},                                       \
 		      (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), ids, max, n)
 
-/* The node's standing changes by t. */
-ts_err srv_store_node_trust(srv_db *db, int64_t node, const wu_trust *t);
+/* The node's standing changes by t (kept in c until srv_store_flush). */
+ts_err srv_store_node_trust(srv_db *db, srv_job_cache *c, int64_t node, const wu_trust *t);
 
 /* A node's fetch profile: cores, measured rates (JSON, owned: json_decref), streak and the
  * volunteer it belongs to. */

@@ -45,6 +45,8 @@ ts_err srv_work_sweep(srv_ctx *ctx, int64_t now)
 	int released = result ? 0 : sqlite3_changes(srv_db_handle(ctx->db));
 	if (released && !ctx->quiet)
 		fprintf(stderr, "released %d leases of lost nodes\n", released);
+	if (released)
+		srv_http_work_hint(ctx);
 	return result;
 }
 

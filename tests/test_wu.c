@@ -378,3 +378,24 @@ Test(wu, recheck_after_a_lie)
 	wu_settle_valid(&w, lie, 5, 1);
 	cr_expect(!wu_recheck(&w, &r, 1, 1));
 }
+
+/* A straggler gets at most one extra copy, and only while nothing settled it. */
+Test(wu, duplicate_a_straggler)
+{
+	const uint64_t res[2] = {5, 0};
+	wu_unit u = open_unit(1, 1);
+	wu_replica slow = wu_lease(&u, 1, 1, 0, 600);
+	cr_expect(!wu_duplicate(&u, 0), "a unit with no lease in flight is not a straggler");
+	cr_assert(wu_duplicate(&u, 1));
+	cr_expect_eq(u.wanted, 2);
+	cr_expect_eq(u.missing, 1);
+	wu_replica fast = wu_lease(&u, 2, 2, 0, 600);
+	cr_expect_eq(u.missing, 0);
+	cr_expect(!wu_duplicate(&u, 2), "a third copy");
+	wu_result(&u, &fast, res);
+	wu_settle_valid(&u, res, 1, 1);
+	cr_expect_eq(wu_report_verdict(u.state, slow.state), WU_LATE, "the slow copy counts");
+	wu_unit q = open_unit(2, 2);
+	wu_lease(&q, 1, 1, 0, 600);
+	cr_expect(!wu_duplicate(&q, 1), "a replicated unit is raced by its own replicas, not copies");
+}

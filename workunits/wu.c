@@ -192,6 +192,14 @@ void wu_want_more(wu_unit *u, int inflight, int more)
 	u->missing = more;
 }
 
+int wu_duplicate(wu_unit *u, int inflight)
+{
+	if (u->state != WU_OPEN || u->quorum != 1 || u->n_results != 0 || u->wanted != 1 || inflight != 1)
+		return 0;
+	wu_want_more(u, inflight, 1);
+	return 1;
+}
+
 int wu_drop(wu_unit *u)
 {
 	if (u->state != WU_OPEN)

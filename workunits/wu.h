@@ -113,6 +113,11 @@ void wu_settle_failed(wu_unit *u);
 /* The unit needs `more` replicas beyond its results and its `inflight` live leases. */
 void wu_want_more(wu_unit *u, int inflight, int more);
 
+/* A straggler: a quorum-1 unit with no result and `inflight` = 1 live lease wants one more
+ * replica, so an idle node can race the slow one (the first result settles it, the other is
+ * late and harmless). At most one extra copy. Returns 1 if it now wants one. */
+int wu_duplicate(wu_unit *u, int inflight);
+
 /* The unit's job was cancelled or failed. Returns 1 if the unit changed. */
 int wu_drop(wu_unit *u);
 int wu_drop_replica(wu_replica *r);

@@ -1,0 +1,207 @@
+/* Dispatch without waste (issue 12), against a real server: a long-poll fetch is answered the
+ * moment work appears, or empty at its time; the previous fetch shape is unchanged; a node's
+ * held units (prefetch) are not resent; an idle node races a straggling unit. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kern.h"
+#include "th_harness.h"
+
+static th_server srv;
+
+static void setup(void)
+{
+	th_server_start(&srv);
+}
+
+static void teardown(void)
+{
+	th_server_stop(&srv);
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+static json_t *fetch_body(const char *token, const char *body)
+{
+	json_t *reply = NULL;
+	long status = th_http(&srv, "POST", "/api/v1/work/fetch", token, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, 200, "fetch %s: HTTP %ld", body, status);
+	return reply;
+}
+
+static size_t n_units(const json_t *reply)
+{
+	return json_array_size(json_object_get(reply, "units"));
+}
+
+static int64_t unit_id(const json_t *reply, size_t i)
+{
+	return json_integer_value(json_object_get(json_array_get(json_object_get(reply, "units"), i), "id"));
+}
+
+/* An idle node's long-poll is answered with the units of a job submitted while it waits. */
+Test(dispatch, long_poll_answers_when_work_appears, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160];
+	th_enroll_node(&srv, "idle", a, sizeof(a));
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		close(fds[0]);
+		json_t *reply = fetch_body(a, "{\"max_units\":4,\"wait_s\":30}");
+		char out = (char)('0' + (n_units(reply) > 9 ? 9 : n_units(reply)));
+		(void)!write(fds[1], &out, 1);
+		_exit(0);
+	}
+	close(fds[1]);
+	sleep_s(1.0); /* the fetch is waiting on the server by now (no work exists) */
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas"), 0);
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":4000},\"units\":4}");
+	char got = 0;
+	cr_assert_eq(read(fds[0], &got, 1), 1, "the waiting fetch never answered");
+	int st;
+	waitpid(child, &st, 0);
+	/* Units in its reply: it was answered after the submit, not at its start or its end. */
+	cr_expect_eq(got, '4', "the waiting fetch got %c units", got);
+	close(fds[0]);
+}
+
+/* A long-poll with no work comes back empty at its time and says to ask again at once. */
+Test(dispatch, long_poll_times_out_empty, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160];
+	th_enroll_node(&srv, "idle", a, sizeof(a));
+	json_t *reply = fetch_body(a, "{\"wait_s\":1}");
+	cr_expect_eq(n_units(reply), 0);
+	cr_expect_eq(json_integer_value(json_object_get(reply, "retry_after_s")), 0);
+	json_decref(reply);
+	/* Out of range or of the wrong type: refused, as any bad field. */
+	const char *bad[] = {"{\"wait_s\":-1}", "{\"wait_s\":61}", "{\"wait_s\":\"soon\"}", "{\"holding\":[0]}",
+			     "{\"holding\":[\"x\"]}", "{\"holding\":7}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(th_http(&srv, "POST", "/api/v1/work/fetch", a, bad[i], strlen(bad[i]), 0, NULL), 400,
+			     "%s", bad[i]);
+}
+
+/* The previous release's fetch (no wait_s, no holding) is answered at once, as before. */
+Test(dispatch, previous_fetch_shape_unchanged, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160];
+	th_enroll_node(&srv, "old-client", a, sizeof(a));
+	json_t *reply = fetch_body(a, "{\"max_units\":1}");
+	cr_expect_eq(n_units(reply), 0);
+	cr_expect_eq(json_integer_value(json_object_get(reply, "retry_after_s")), 2);
+	json_decref(reply);
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":4000},\"units\":4}");
+	reply = fetch_body(a, "{\"max_units\":2}");
+	cr_expect_eq(n_units(reply), 2);
+	int64_t first = unit_id(reply, 0);
+	json_decref(reply);
+	/* A fetch still means "I hold nothing": the live leases come back first. */
+	reply = fetch_body(a, "{\"max_units\":1}");
+	cr_expect_eq(unit_id(reply, 0), first);
+	json_decref(reply);
+}
+
+/* Prefetch: units the node says it holds are not sent again; its other leases are. */
+Test(dispatch, held_units_are_not_resent, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160], body[200];
+	th_enroll_node(&srv, "prefetcher", a, sizeof(a));
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":8000},\"units\":8}");
+	json_t *reply = fetch_body(a, "{\"max_units\":2}");
+	cr_assert_eq(n_units(reply), 2);
+	int64_t u0 = unit_id(reply, 0), u1 = unit_id(reply, 1);
+	json_decref(reply);
+	snprintf(body, sizeof(body), "{\"max_units\":2,\"holding\":[%lld]}", (long long)u0);
+	reply = fetch_body(a, body);
+	cr_assert_eq(n_units(reply), 2);
+	cr_expect_eq(unit_id(reply, 0), u1, "its other lease was not resent first");
+	cr_expect_neq(unit_id(reply, 1), u0, "a held unit was sent again");
+	json_decref(reply);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas"), 3);
+}
+
+/* The end of a job: an idle node gets a copy of a unit still in flight on another volunteer's
+ * node; the first result settles it and the slow one's is late and harmless. */
+/* Enrolls a node that states its measured rate; returns its token in tok. */
+static void enroll_with_rate(const char *name, double rate, char *tok, size_t cap)
+{
+	char enroll[160], body[400];
+	json_t *reply = NULL;
+	th_enroll_token(&srv, 1, enroll, sizeof(enroll));
+	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"name\":\"%s\",\"platform\":\"test\",\"cores\":1,"
+		 "\"rates\":{\"montecarlo_pi\":%g}}", enroll, name, rate);
+	cr_assert_eq(th_http(&srv, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, &reply), 201);
+	snprintf(tok, cap, "%s", json_string_value(json_object_get(reply, "node_token")));
+	json_decref(reply);
+}
+
+Test(dispatch, idle_node_races_a_straggler, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char slow[160], fast[160];
+	/* 10^6 samples: 1000 s on the slow node, 1 ms on the fast one. */
+	enroll_with_rate("slow", 1e3, slow, sizeof(slow));
+	enroll_with_rate("fast", 1e9, fast, sizeof(fast));
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":4},\"units\":1}");
+	json_t *reply = fetch_body(slow, "{\"max_units\":1}");
+	cr_assert_eq(n_units(reply), 1);
+	int64_t unit = unit_id(reply, 0);
+	json_decref(reply);
+	reply = fetch_body(fast, "{\"max_units\":4}");
+	cr_assert_eq(n_units(reply), 1, "the idle node got no copy of the straggler");
+	cr_expect_eq(unit_id(reply, 0), unit);
+	json_decref(reply);
+	uint64_t hits = kern_pi_hits_scalar(4, 0, 1000000);
+	json_t *r = th_report(&srv, fast, unit, hits);
+	cr_expect_eq(json_array_size(json_object_get(r, "accepted")), 1);
+	json_decref(r);
+	json_t *j = th_wait_job(&srv, job, 10);
+	cr_assert(j);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "done");
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "hits")), (int64_t)hits);
+	json_decref(j);
+	r = th_report(&srv, slow, unit, hits);
+	cr_expect_eq(json_array_size(json_object_get(r, "rejected")), 1, "the late copy was counted");
+	json_decref(r);
+	cr_expect_eq(th_db_int(&srv, "SELECT units_done FROM jobs"), 1);
+	/* One copy at most: a third idle node gets nothing. */
+	char third[160];
+	enroll_with_rate("third", 1e9, third, sizeof(third));
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000},\"units\":1}");
+	json_decref(fetch_body(slow, "{\"max_units\":1}"));
+	json_decref(fetch_body(fast, "{\"max_units\":1}"));
+	reply = fetch_body(third, "{\"max_units\":1}");
+	cr_expect_eq(n_units(reply), 0, "a third copy of a straggler");
+	json_decref(reply);
+}
+
+/* A node that would not finish first gets no copy, and nodes that never measured themselves
+ * race nobody. */
+Test(dispatch, only_a_faster_node_races, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char slow[160], fast[160], plain[160];
+	enroll_with_rate("slow", 1e3, slow, sizeof(slow));
+	enroll_with_rate("fast", 1e9, fast, sizeof(fast));
+	th_enroll_node(&srv, "unmeasured", plain, sizeof(plain));
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000},\"units\":1}");
+	json_t *reply = fetch_body(fast, "{\"max_units\":1}");
+	cr_assert_eq(n_units(reply), 1);
+	json_decref(reply);
+	reply = fetch_body(slow, "{\"max_units\":1}");
+	cr_expect_eq(n_units(reply), 0, "the slow node raced the fast one");
+	json_decref(reply);
+	reply = fetch_body(plain, "{\"max_units\":1}");
+	cr_expect_eq(n_units(reply), 0, "an unmeasured node raced");
+	json_decref(reply);
+}
