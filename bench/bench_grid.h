@@ -499,6 +499,28 @@ static inline int grid_wait_nodes(struct grid *g, int n, double timeout_s)
 	return -1;
 }
 
+/* Disables the node named `name` (POST /api/v1/nodes/ID/disable): its token is refused from
+ * then on. For a node whose client was stopped: a fetch it left waiting on the server must not
+ * take work. */
+static inline int grid_node_disable(struct grid *g, const char *name)
+{
+	json_t *r = grid_api(g, g->admin, "GET", "/api/v1/nodes", NULL, 200, NULL);
+	size_t i;
+	json_t *nd;
+	long long id = 0;
+	json_array_foreach(json_object_get(r, "nodes"), i, nd)
+		if (strcmp(json_string_value(json_object_get(nd, "name")) ?: "", name) == 0)
+			id = json_integer_value(json_object_get(nd, "id"));
+	json_decref(r);
+	if (id <= 0)
+		return -1;
+	char path[96];
+	snprintf(path, sizeof(path), "/api/v1/nodes/%lld/disable", id);
+	r = grid_api(g, g->admin, "POST", path, NULL, 200, NULL);
+	json_decref(r);
+	return r ? 0 : -1;
+}
+
 /* Submits a montecarlo_pi job; returns its id (or -1). *reply_s: the POST's time. */
 static inline int64_t grid_submit_pi(struct grid *g, uint64_t samples, uint64_t seed, int units, double *reply_s)
 {

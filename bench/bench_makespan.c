@@ -6,7 +6,8 @@
  * node's rate (measured alone, below): on a 2-core machine
  * --cpu-share cannot make a node slower than one thread, --max-rate can.
  *
- * 1. Calibration: each node alone computes a job of about --calib-s seconds of its work; its
+ * 1. Calibration: each node alone (a node of its own, run the same way, disabled after) computes
+ *    a job of about --calib-s seconds of its work; its
  *    rate is samples / (first poll that sees a unit leased -> done). The fast node goes first:
  *    its rate sets the slow node's --max-rate and the main job's unit size.
  * 2. Both nodes run, idle for --idle s; a --units (40) unit montecarlo_pi job sized so that
@@ -186,7 +187,8 @@ int main(int argc, char **argv)
 	char *const *node_argv[2] = {fast_argv, slow_argv};
 	int node_cpu[2] = {o.fast_cpu, o.slow_cpu};
 	const char *node_name[2] = {"bench-0", "bench-1"};
-	for (int i = 0; i < 2; i++)
+	/* bench-0 and bench-1 run the job; bench-2 and bench-3, the same, calibrate alone. */
+	for (int i = 0; i < 4; i++)
 		if (grid_client_enroll(&G, i, enroll_argv))
 			goto out;
 	grid_print_machine(stdout);
@@ -213,12 +215,19 @@ int main(int argc, char **argv)
 		double r0 = i == 0 ? rough : o.slow_share > 0 ? slow_cap : rate[0];
 		int cu = (int)lround(o.calib_s * r0 / (double)unit_size);
 		cu = cu < 2 ? 2 : cu;
-		if (grid_client_start(&G, i, node_argv[i], node_cpu[i]))
+		char calib_name[32];
+		snprintf(calib_name, sizeof(calib_name), "bench-%d", 2 + i);
+		if (grid_client_start(&G, 2 + i, node_argv[i], node_cpu[i]))
 			goto out;
 		grid_sleep(1.0);
 		double ms = 0, busy = 0;
 		json_t *job = run_job(unit_size, cu, 100 + (uint64_t)i, &o, &ms, &busy);
-		grid_kill(&G.client[i]);
+		grid_kill(&G.client[2 + i]);
+		/* A stopped client's long-poll fetch may still wait on the server (it took work for
+		 * a node that was gone in an earlier version of this program): its node is
+		 * disabled before the next job. */
+		if (grid_node_disable(&G, calib_name))
+			goto out;
 		if (!job) {
 			rc = 1;
 			goto out;
