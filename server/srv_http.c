@@ -1,5 +1,6 @@
 #include "srv_http.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -554,14 +555,31 @@ static void park(srv_ctx *ctx, struct evhttp_request *ev, srv_req *r, const srv_
 	reply_or_hold(ctx, ev, &again, route, t0);
 }
 
-/* Runs waiter w's fetch again. Returns 1 if it was answered (work, an error, or its time is
- * up: final), 0 if it still waits. */
-static int waiter_run(srv_ctx *ctx, struct srv_waiter *w, int final)
+/* Whether a waiting fetch's node went away: its connection is gone, closed (EOF), or has sent
+ * something (a TLS close_notify: a client that waits sends nothing). Such a request is freed,
+ * so that no work is handed to a node that will never see it. */
+static int waiter_gone(struct srv_waiter *w)
 {
-	if (!evhttp_request_get_connection(w->ev)) {
-		evhttp_request_free(w->ev); /* the node went away meanwhile */
+	struct evhttp_connection *evcon = evhttp_request_get_connection(w->ev);
+	if (!evcon) {
+		evhttp_request_free(w->ev); /* evhttp saw the close and left the request to us */
 		return 1;
 	}
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	char c;
+	ssize_t n = fd >= 0 ? recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	evhttp_connection_free(evcon); /* frees the request with it */
+	return 1;
+}
+
+/* Runs waiter w's fetch again. Returns 1 if it was answered (work, an error, or its time is
+ * up: final) or its node went away, 0 if it still waits. */
+static int waiter_run(srv_ctx *ctx, struct srv_waiter *w, int final)
+{
+	if (waiter_gone(w))
+		return 1;
 	srv_req r = {.call = &w->call, .now = ts_now(), .status = 200, .rerun = 1,
 		     .wait_until = final ? 0 : w->until};
 	size_t route;
@@ -587,7 +605,7 @@ static void waiters_run(srv_ctx *ctx, int all_final)
 	for (size_t i = 0; i < ctx->n_waiters; i++) {
 		struct srv_waiter w = ctx->waiters[i];
 		int final = all_final || w.until <= now;
-		if ((final || empty < 3) && waiter_run(ctx, &w, final))
+		if ((final || empty < 3) ? waiter_run(ctx, &w, final) : waiter_gone(&w))
 			continue;
 		empty += !final;
 		ctx->waiters[kept++] = w;

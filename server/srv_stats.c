@@ -213,6 +213,8 @@ ts_err api_metrics(srv_ctx *ctx, srv_req *r)
 			 (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3));
 	sqlite3_reset(st);
 
+	text_add(&t, "# HELP tessera_fetches_waiting Long-poll fetches waiting for work now.\n"
+		     "# TYPE tessera_fetches_waiting gauge\ntessera_fetches_waiting %zu\n", ctx->n_waiters);
 	text_add(&t, "# HELP tessera_group_commits_total Group commits, and the replies they carried.\n"
 		     "# TYPE tessera_group_commits_total counter\ntessera_group_commits_total %llu\n"
 		     "# TYPE tessera_group_commit_requests_total counter\ntessera_group_commit_requests_total %llu\n",

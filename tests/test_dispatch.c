@@ -2,7 +2,10 @@
  * moment work appears, or empty at its time; the previous fetch shape is unchanged; a node's
  * held units (prefetch) are not resent; an idle node races a straggling unit. */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -204,4 +207,71 @@ Test(dispatch, only_a_faster_node_races, .init = setup, .fini = teardown, .timeo
 	reply = fetch_body(plain, "{\"max_units\":1}");
 	cr_expect_eq(n_units(reply), 0, "an unmeasured node raced");
 	json_decref(reply);
+}
+
+struct text {
+	char buf[65536];
+	size_t n;
+};
+
+static size_t on_text(char *p, size_t size, size_t n, void *arg)
+{
+	struct text *t = arg;
+	size_t len = size * n, room = sizeof(t->buf) - 1 - t->n;
+	memcpy(t->buf + t->n, p, len < room ? len : room);
+	t->n += len < room ? len : room;
+	t->buf[t->n] = '\0';
+	return len;
+}
+
+/* The long-polls waiting on the server now (the /metrics gauge), -1 if it cannot be read. */
+static int64_t fetches_waiting(void)
+{
+	static struct text t;
+	char url[256], auth[256];
+	t.n = 0;
+	t.buf[0] = '\0';
+	snprintf(url, sizeof(url), "%s/metrics", srv.url);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", srv.admin_token);
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, srv.pin);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+	CURLcode rc = curl_easy_perform(c);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	const char *at = rc == CURLE_OK ? strstr(t.buf, "\ntessera_fetches_waiting ") : NULL;
+	return at ? strtoll(at + 25, NULL, 10) : -1;
+}
+
+/* A node that goes away while its long-poll waits is handed nothing: the next job's unit goes
+ * to a node that is there. */
+Test(dispatch, gone_node_gets_no_work, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char gone[160], here[160];
+	th_enroll_node(&srv, "gone", gone, sizeof(gone));
+	th_enroll_node(&srv, "here", here, sizeof(here));
+	pid_t child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		json_decref(fetch_body(gone, "{\"wait_s\":30}"));
+		_exit(0);
+	}
+	for (int i = 0; i < 200 && fetches_waiting() != 1; i++)
+		sleep_s(0.05);
+	cr_assert_eq(fetches_waiting(), 1, "the fetch never waited");
+	kill(child, SIGKILL);
+	int st;
+	waitpid(child, &st, 0);
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000},\"units\":1}");
+	json_t *reply = fetch_body(here, "{\"max_units\":1}");
+	cr_expect_eq(n_units(reply), 1, "the unit went to the node that had gone");
+	json_decref(reply);
+	cr_expect_eq(fetches_waiting(), 0);
 }
