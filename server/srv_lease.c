@@ -128,6 +128,14 @@ static ts_err unit_and_job(srv_db *db, struct batch *b, int64_t unit, int64_t no
 	return result;
 }
 
+/* A replica, its unit and its job (see unit_and_job). */
+static ts_err replica_unit_job(srv_db *db, struct batch *b, int64_t replica, int64_t now, wu_replica *rep,
+			       wu_unit *u, srv_work_job **j)
+{
+	ts_err result = srv_store_replica(db, replica, rep);
+	return result ? result : unit_and_job(db, b, rep->unit_id, now, u, j);
+}
+
 /* 1. The node's live leases, resent with the deadline they have. */
 static ts_err fetch_resend(srv_db *db, srv_req *r, struct batch *b)
 {
@@ -139,9 +147,7 @@ static ts_err fetch_resend(srv_db *db, srv_req *r, struct batch *b)
 		wu_replica rep;
 		wu_unit u;
 		srv_work_job *j;
-		result = srv_store_replica(db, ids[i], &rep);
-		if (!result)
-			result = unit_and_job(db, b, rep.unit_id, r->now, &u, &j);
+		result = replica_unit_job(db, b, ids[i], r->now, &rep, &u, &j);
 		if (!result && j && wu_resendable(&u, &rep, r->now) && !batch_holds(b, u.id))
 			result = batch_add(b, j, &u, rep.deadline);
 	}
@@ -159,9 +165,7 @@ static ts_err fetch_relet(srv_db *db, srv_req *r, struct batch *b)
 		wu_replica rep;
 		wu_unit u;
 		srv_work_job *j;
-		result = srv_store_replica(db, ids[i], &rep);
-		if (!result)
-			result = unit_and_job(db, b, rep.unit_id, r->now, &u, &j);
+		result = replica_unit_job(db, b, ids[i], r->now, &rep, &u, &j);
 		if (result || !j || batch_holds(b, u.id) || !wu_relet(&u, &rep, r->now, j->row.deadline_s))
 			continue;
 		result = srv_store_replica_put(db, &rep);

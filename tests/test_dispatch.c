@@ -26,11 +26,6 @@ static void teardown(void)
 	th_server_stop(&srv);
 }
 
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	nanosleep(&ts, NULL);
-}
 
 static json_t *fetch_body(const char *token, const char *body)
 {
@@ -67,7 +62,7 @@ Test(dispatch, long_poll_answers_when_work_appears, .init = setup, .fini = teard
 		_exit(0);
 	}
 	close(fds[1]);
-	sleep_s(1.0); /* the fetch is waiting on the server by now (no work exists) */
+	th_sleep(1.0); /* the fetch is waiting on the server by now (no work exists) */
 	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas"), 0);
 	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":4000},\"units\":4}");
 	char got = 0;
@@ -137,25 +132,13 @@ Test(dispatch, held_units_are_not_resent, .init = setup, .fini = teardown, .time
 
 /* The end of a job: an idle node gets a copy of a unit still in flight on another volunteer's
  * node; the first result settles it and the slow one's is late and harmless. */
-/* Enrolls a node that states its measured rate; returns its token in tok. */
-static void enroll_with_rate(const char *name, double rate, char *tok, size_t cap)
-{
-	char enroll[160], body[400];
-	json_t *reply = NULL;
-	th_enroll_token(&srv, 1, enroll, sizeof(enroll));
-	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"name\":\"%s\",\"platform\":\"test\",\"cores\":1,"
-		 "\"rates\":{\"montecarlo_pi\":%g}}", enroll, name, rate);
-	cr_assert_eq(th_http(&srv, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, &reply), 201);
-	snprintf(tok, cap, "%s", json_string_value(json_object_get(reply, "node_token")));
-	json_decref(reply);
-}
 
 Test(dispatch, idle_node_races_a_straggler, .init = setup, .fini = teardown, .timeout = 60)
 {
 	char slow[160], fast[160];
 	/* 10^6 samples: 1000 s on the slow node, 1 ms on the fast one. */
-	enroll_with_rate("slow", 1e3, slow, sizeof(slow));
-	enroll_with_rate("fast", 1e9, fast, sizeof(fast));
+	th_enroll_rated(&srv, "slow", 1e3, slow, sizeof(slow));
+	th_enroll_rated(&srv, "fast", 1e9, fast, sizeof(fast));
 	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":4},\"units\":1}");
 	json_t *reply = fetch_body(slow, "{\"max_units\":1}");
 	cr_assert_eq(n_units(reply), 1);
@@ -180,7 +163,7 @@ Test(dispatch, idle_node_races_a_straggler, .init = setup, .fini = teardown, .ti
 	cr_expect_eq(th_db_int(&srv, "SELECT units_done FROM jobs"), 1);
 	/* One copy at most: a third idle node gets nothing. */
 	char third[160];
-	enroll_with_rate("third", 1e9, third, sizeof(third));
+	th_enroll_rated(&srv, "third", 1e9, third, sizeof(third));
 	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000},\"units\":1}");
 	json_decref(fetch_body(slow, "{\"max_units\":1}"));
 	json_decref(fetch_body(fast, "{\"max_units\":1}"));
@@ -194,8 +177,8 @@ Test(dispatch, idle_node_races_a_straggler, .init = setup, .fini = teardown, .ti
 Test(dispatch, only_a_faster_node_races, .init = setup, .fini = teardown, .timeout = 60)
 {
 	char slow[160], fast[160], plain[160];
-	enroll_with_rate("slow", 1e3, slow, sizeof(slow));
-	enroll_with_rate("fast", 1e9, fast, sizeof(fast));
+	th_enroll_rated(&srv, "slow", 1e3, slow, sizeof(slow));
+	th_enroll_rated(&srv, "fast", 1e9, fast, sizeof(fast));
 	th_enroll_node(&srv, "unmeasured", plain, sizeof(plain));
 	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000},\"units\":1}");
 	json_t *reply = fetch_body(fast, "{\"max_units\":1}");
@@ -264,7 +247,7 @@ Test(dispatch, gone_node_gets_no_work, .init = setup, .fini = teardown, .timeout
 		_exit(0);
 	}
 	for (int i = 0; i < 200 && fetches_waiting() != 1; i++)
-		sleep_s(0.05);
+		th_sleep(0.05);
 	cr_assert_eq(fetches_waiting(), 1, "the fetch never waited");
 	kill(child, SIGKILL);
 	int st;

@@ -28,11 +28,6 @@ static void teardown(void)
 	th_server_stop(&srv);
 }
 
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	nanosleep(&ts, NULL);
-}
 
 struct unit {
 	int64_t id, job;
@@ -129,7 +124,7 @@ Test(integrity, own_expired_lease_comes_back, .init = setup, .fini = teardown, .
 				      "\"units\":4,\"deadline_s\":2}");
 	struct unit held;
 	cr_assert_eq(fetch(a, 1, &held), 1);
-	sleep_s(2.5); /* the node is down past the deadline */
+	th_sleep(2.5); /* the node is down past the deadline */
 	struct unit u[8];
 	int n = fetch(a, 8, u);
 	int back = 0;
@@ -153,12 +148,12 @@ Test(integrity, lease_hoarding_ends, .init = setup, .fini = teardown, .timeout =
 	struct unit first, again, got;
 	cr_assert_eq(fetch(a, 1, &first), 1);
 	for (int i = 0; i < 3; i++) {
-		sleep_s(0.5);
+		th_sleep(0.5);
 		cr_assert_eq(fetch(a, 1, &again), 1);
 		cr_expect_eq(again.id, first.id);
 		cr_expect_eq(again.deadline, first.deadline, "a resend extended the lease");
 	}
-	sleep_s(3.2); /* past the original deadline, although the hoarder fetched meanwhile */
+	th_sleep(3.2); /* past the original deadline, although the hoarder fetched meanwhile */
 	cr_assert_eq(fetch(b, 1, &got), 1, "the hoarded unit did not go to another node");
 	cr_expect_eq(got.id, first.id);
 	cr_expect(report(b, &got, true_hits(&got)));
@@ -174,10 +169,10 @@ Test(integrity, relet_is_capped, .init = setup, .fini = teardown, .timeout = 60)
 	struct unit u;
 	cr_assert_eq(fetch(a, 1, &u), 1);
 	for (int lease = 2; lease <= 3; lease++) {
-		sleep_s(2.2);
+		th_sleep(2.2);
 		cr_assert_eq(fetch(a, 1, &u), 1, "lease %d not re-let", lease);
 	}
-	sleep_s(2.2);
+	th_sleep(2.2);
 	cr_expect_eq(fetch(a, 1, &u), 0, "a node re-let the same unit past the cap");
 	cr_expect_eq(th_db_int(&srv, "SELECT max(leases) FROM replicas"), 3);
 }

@@ -71,11 +71,6 @@ static const char *job_state(json_t *job)
 	return json_string_value(json_object_get(job, "state"));
 }
 
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	nanosleep(&ts, NULL);
-}
 
 Test(lifecycle, expired_lease_is_reissued_and_late_result_used, .init = setup, .fini = teardown, .timeout = 60)
 {
@@ -88,7 +83,7 @@ Test(lifecycle, expired_lease_is_reissued_and_late_result_used, .init = setup, .
 	cr_assert(ua.id);
 	/* While the lease is live, nobody else gets the unit. */
 	cr_expect_eq(first_unit(th_fetch(&srv, b, 1)).id, 0);
-	sleep_s(2.5);
+	th_sleep(2.5);
 	struct unit ub = first_unit(th_fetch(&srv, b, 1));
 	cr_assert_eq(ub.id, ua.id, "the expired unit was not reissued");
 	/* A's late result is still used: the unit needs it. */
@@ -281,13 +276,13 @@ Test(lifecycle, lost_node_leases_released_early, .init = setup, .fini = teardown
 		 " FROM replicas WHERE unit_id = %lld", (long long)ua.id);
 	while (th_db_int(&srv, sql) <= 4) {
 		cr_assert_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", a, NULL, 0, 0, NULL), 200);
-		sleep_s(0.1);
+		th_sleep(0.1);
 	}
 	cr_expect_eq(first_unit(th_fetch(&srv, b, 1)).id, 0, "a live node's lease was taken");
 	/* Silent past the 2 s timeout: A is lost and its lease released. */
 	struct unit ub = {0};
 	for (int i = 0; i < 40 && !ub.id; i++) {
-		sleep_s(0.25);
+		th_sleep(0.25);
 		ub = first_unit(th_fetch(&srv, b, 1));
 	}
 	cr_expect_eq(ub.id, ua.id, "the lost node's lease was not released");
@@ -297,18 +292,6 @@ Test(lifecycle, lost_node_leases_released_early, .init = setup, .fini = teardown
 	json_decref(nodes);
 }
 
-/* Enrolls a node that states its measured rate; returns its token in tok. */
-static void enroll_with_rate(const char *name, double rate, char *tok, size_t cap)
-{
-	char enroll[160], body[512];
-	json_t *reply = NULL;
-	th_enroll_token(&srv, 1, enroll, sizeof(enroll));
-	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"name\":\"%s\",\"platform\":\"test\",\"cores\":4,"
-		 "\"rates\":{\"montecarlo_pi\":%g}}", enroll, name, rate);
-	cr_assert_eq(th_http(&srv, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, &reply), 201);
-	snprintf(tok, cap, "%s", json_string_value(json_object_get(reply, "node_token")));
-	json_decref(reply);
-}
 
 static size_t fetch_seconds(const char *tok, double seconds)
 {
@@ -324,8 +307,8 @@ static size_t fetch_seconds(const char *tok, double seconds)
 Test(lifecycle, fetch_is_sized_by_the_node_rate, .init = setup, .fini = teardown, .timeout = 60)
 {
 	char fast[160], slow[160];
-	enroll_with_rate("vm", 1e9, fast, sizeof(fast));
-	enroll_with_rate("pi", 1e7, slow, sizeof(slow));
+	th_enroll_rated(&srv, "vm", 1e9, fast, sizeof(fast));
+	th_enroll_rated(&srv, "pi", 1e7, slow, sizeof(slow));
 	/* Units of 10^6 samples: 1 ms on the VM, 100 ms on the Pi. */
 	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000000},\"units\":1000}");
 	cr_expect_eq(fetch_seconds(fast, 0.01), 10, "the VM's 10 ms of work");

@@ -435,6 +435,23 @@ int64_t th_enroll_node(const th_server *s, const char *name, char *token, size_t
 	return id;
 }
 
+void th_enroll_rated(const th_server *s, const char *name, double rate, char *token, size_t cap)
+{
+	char enroll[160], body[512];
+	json_t *reply = NULL;
+	th_enroll_token(s, 1, enroll, sizeof(enroll));
+	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"name\":\"%s\",\"platform\":\"test\",\"cores\":4,"
+		 "\"rates\":{\"montecarlo_pi\":%g}}", enroll, name, rate);
+	cr_assert_eq(th_http(s, "POST", "/api/v1/nodes/enroll", NULL, body, strlen(body), 0, &reply), 201);
+	snprintf(token, cap, "%s", json_string_value(json_object_get(reply, "node_token")));
+	json_decref(reply);
+}
+
+void th_sleep(double s)
+{
+	sleep_s(s);
+}
+
 json_t *th_fetch(const th_server *s, const char *node_token, int max)
 {
 	char body[64];

@@ -73,6 +73,11 @@ size_t th_db_ints(const th_server *s, const char *sql, int64_t *out, size_t cap)
 void th_enroll_token(const th_server *s, int uses, char *out, size_t cap);
 /* Enrolls a node through the API (as a test-driven node); writes its token. Returns its id. */
 int64_t th_enroll_node(const th_server *s, const char *name, char *token, size_t cap);
+/* Enrolls a node that states its measured montecarlo_pi rate (indices/s, 4 cores); writes its
+ * token. */
+void th_enroll_rated(const th_server *s, const char *name, double rate, char *token, size_t cap);
+/* Sleeps s seconds (through signals). */
+void th_sleep(double s);
 /* Fetches up to max units as a node; returns the reply (units array inside). */
 json_t *th_fetch(const th_server *s, const char *node_token, int max);
 /* Reports one montecarlo_pi result; returns the reply ({"accepted","rejected"}). */
