@@ -72,11 +72,6 @@ static int auth_role(const char *kind, const char *user_role)
 	return ROLE_NONE;
 }
 
-ts_err srv_auth_store_error(srv_db *db, int rc, const char *what)
-{
-	return srv_db_error(db, rc, what);
-}
-
 int srv_auth_is_api(const srv_principal *p)
 {
 	return strcmp(p->kind, "api") == 0;
@@ -99,7 +94,7 @@ static ts_err token_row(srv_db *db, const char hash[TS_TOKEN_HASH_HEX], sqlite3_
 			return TS_OK;
 		}
 	} else if (rc != SQLITE_DONE) {
-		result = srv_auth_store_error(db, rc, "token lookup");
+		result = srv_db_error(db, rc, "token lookup");
 	}
 	sqlite3_reset(st);
 	*out = NULL;
@@ -280,7 +275,7 @@ ts_err srv_auth_login_prepare(srv_db *db, const char *user, const char *password
 		snprintf(job->role, sizeof(job->role), "%s", (const char *)sqlite3_column_text(st, 2));
 		job->disabled = sqlite3_column_int(st, 3);
 	} else if (rc != SQLITE_DONE) {
-		result = srv_auth_store_error(db, rc, "user lookup");
+		result = srv_db_error(db, rc, "user lookup");
 	}
 	sqlite3_reset(st);
 	return result;
@@ -323,7 +318,7 @@ ts_err srv_auth_user_hash(srv_db *db, const char *name, char out[SRV_PW_HASH_MAX
 		snprintf(out, SRV_PW_HASH_MAX, "%s", (const char *)sqlite3_column_text(st, 1));
 		result = TS_OK;
 	} else if (rc != SQLITE_DONE) {
-		result = srv_auth_store_error(db, rc, "user lookup");
+		result = srv_db_error(db, rc, "user lookup");
 	}
 	sqlite3_reset(st);
 	return result;

@@ -41,10 +41,6 @@ typedef struct srv_principal {
 /* Whether p came with an API token (which may not manage passwords or tokens). */
 int srv_auth_is_api(const srv_principal *p);
 
-/* The error for a failed sqlite3_step (rc not SQLITE_ROW or SQLITE_DONE), logged with what:
- * TS_ERR_UNAVAILABLE (503, retry) when the store may work again soon (busy, locked, I/O,
- * interrupted, full), else TS_ERR_DB. Never "no row": a failed read is not an answer. */
-ts_err srv_auth_store_error(srv_db *db, int rc, const char *what);
 
 /* Password work, done off the event loop (srv_kdf) or inline: first an optional check of
  * `password` against `stored`, then, if asked and the check (if any) passed, a new hash of

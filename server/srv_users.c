@@ -31,7 +31,7 @@ static ts_err user_reply(srv_ctx *ctx, srv_req *r, int64_t id)
 	if (rc == SQLITE_ROW)
 		r->reply = user_row(st);
 	else if (rc != SQLITE_DONE)
-		result = srv_auth_store_error(ctx->db, rc, "user");
+		result = srv_db_error(ctx->db, rc, "user");
 	sqlite3_reset(st);
 	if (result || r->reply)
 		return result;
@@ -43,7 +43,7 @@ static ts_err user_reply(srv_ctx *ctx, srv_req *r, int64_t id)
  * that a failed read never passes for "no more rows". Resets st. */
 static ts_err rows_end(srv_ctx *ctx, srv_req *r, sqlite3_stmt *st, int rc, const char *what)
 {
-	ts_err result = rc == SQLITE_DONE ? TS_OK : srv_auth_store_error(ctx->db, rc, what);
+	ts_err result = rc == SQLITE_DONE ? TS_OK : srv_db_error(ctx->db, rc, what);
 	sqlite3_reset(st);
 	if (result)
 		snprintf(r->why, sizeof(r->why), "the store could not read %s; retry", what);
@@ -205,7 +205,7 @@ static ts_err keep_an_admin(srv_ctx *ctx, srv_req *r)
 	sqlite3_bind_int64(st, 1, r->id);
 	int rc = sqlite3_step(st);
 	int64_t others = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	ts_err result = rc == SQLITE_ROW ? TS_OK : srv_auth_store_error(ctx->db, rc, "admins");
+	ts_err result = rc == SQLITE_ROW ? TS_OK : srv_db_error(ctx->db, rc, "admins");
 	sqlite3_reset(st);
 	if (result || others > 0)
 		return result;
@@ -214,7 +214,7 @@ static ts_err keep_an_admin(srv_ctx *ctx, srv_req *r)
 	rc = sqlite3_step(st);
 	int is_admin = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 2), "admin") == 0;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		result = srv_auth_store_error(ctx->db, rc, "user");
+		result = srv_db_error(ctx->db, rc, "user");
 	sqlite3_reset(st);
 	if (result || !is_admin)
 		return result;
