@@ -14,8 +14,13 @@
  * root runs the sandbox as an unprivileged uid (the kernel does not enforce RLIMIT_NPROC for
  * root) and hands the work dir to it.
  *
- * cl_sandbox_run forks and waits in the calling thread; it must stay alive while the run lasts
- * (the sandbox dies with it). */
+ * Between the caller and bwrap stands a keeper process (a child subreaper): it reaps bwrap and
+ * then the sandbox's init, so when cl_sandbox_run returns nothing the run started is left, and
+ * the run's CPU is known. cl_sandbox_run forks and waits in the calling thread, which must stay
+ * alive while the run lasts (the sandbox dies with it).
+ *
+ * cl_sandbox.c runs and probes; cl_sandbox_cmd.c holds the pure parts (the command line, the
+ * status of an end). */
 #ifndef CL_SANDBOX_H
 #define CL_SANDBOX_H
 

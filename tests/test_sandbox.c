@@ -437,6 +437,43 @@ Test(sandbox, fork_bomb)
 	nothing_left_and_next_runs();
 }
 
+static void *count_forks(void *arg)
+{
+	cl_sandbox_spec spec = spec_for("count.py");
+	spec.nproc = 20;
+	cl_sandbox_result *res = arg;
+	char why[256];
+	if (cl_sandbox_run(&spec, res, NULL, why, sizeof(why)))
+		snprintf(res->status, sizeof(res->status), "%.60s", why);
+	return NULL;
+}
+
+Test(sandbox, nproc_is_counted_per_sandbox)
+{
+	/* Two at once (the same uid when root): each gets its own nproc, as alone. */
+	put(work, "count.py",
+	    "import os, time\nn = 0\ntry:\n"
+	    "    while True:\n"
+	    "        if os.fork() == 0:\n"
+	    "            time.sleep(1000)\n"
+	    "            os._exit(0)\n"
+	    "        n += 1\n"
+	    "        time.sleep(0.01)\n"
+	    "except OSError as e:\n"
+	    "    print(n, e.errno)\n");
+	cl_sandbox_result res[2];
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, count_forks, &res[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_str_eq(res[i].status, "ok", "%s", res[i].err);
+		cr_assert_str_eq((char *)res[i].out, "18 11\n");
+		cl_sandbox_result_free(&res[i]);
+	}
+	nothing_left_and_next_runs();
+}
+
 Test(sandbox, endless_loop_and_cpu_limit)
 {
 	put(work, "loop.sh", "while :; do :; done\n");
