@@ -698,3 +698,60 @@ Test(sandbox, cancelled_run_is_killed_and_says_so)
 	cl_sandbox_result_free(&res);
 	nothing_left_and_next_runs();
 }
+
+/* --- examples/ --- */
+
+static void put_example(const char *name)
+{
+	char path[512], *text = NULL;
+	size_t len = 0;
+	snprintf(path, sizeof(path), "%s/examples/%s", TESSERA_SOURCE_DIR, name);
+	cr_assert_eq(ts_read_file(path, 1 << 20, &text, &len), TS_OK, "%s", path);
+	put(work, name, text);
+	free(text);
+}
+
+static void run_example(const char *name, int np, const char *arg, const char *const *env,
+			cl_sandbox_result *res)
+{
+	put_example(name);
+	cl_sandbox_spec spec = spec_for(name);
+	const char *args[] = {arg, NULL};
+	spec.argv = arg ? args : NULL;
+	spec.env = env;
+	spec.np = np;
+	run_ok(&spec, res);
+	cr_assert_str_eq(res->status, "ok", "%s: %s", name, res->err);
+}
+
+Test(sandbox, the_examples_run_and_agree_with_themselves)
+{
+	cl_sandbox_result res, again;
+	run_example("mpi_hello.c", 3, "1000", NULL, &res);
+	cr_assert_str_eq((char *)res.out, "rank 0 of 3: 12475735\n"
+					  "rank 1 of 3: 86660475\n"
+					  "rank 2 of 3: 234697290\n"
+					  "sum of squares 1..1000 = 333833500\n");
+	cl_sandbox_result_free(&res);
+
+	run_example("mpi_pi.py", 3, "30000", NULL, &res);
+	cr_assert(strstr((char *)res.out, "pi ~ 3.1") && strstr((char *)res.out, "rank 2: "), "%s",
+		  res.out);
+	run_example("mpi_pi.py", 3, "30000", NULL, &again);
+	cr_assert_str_eq((char *)res.out, (char *)again.out, "a replica prints the same bytes");
+	cl_sandbox_result_free(&res);
+	cl_sandbox_result_free(&again);
+
+	/* Ten units of 10^5 each sum to the primes below 10^6. */
+	long total = 0;
+	for (int i = 0; i < 10; i++) {
+		char start[64];
+		snprintf(start, sizeof(start), "TESSERA_UNIT_START=%d", i * 100000);
+		const char *env[] = {mark, start, "TESSERA_UNIT_COUNT=100000", "TESSERA_SPACE=1000000",
+				     NULL};
+		run_example("split_primes.py", 1, NULL, env, &res);
+		total += strtol((char *)res.out, NULL, 10);
+		cl_sandbox_result_free(&res);
+	}
+	cr_assert_eq(total, 78498);
+}
