@@ -57,6 +57,7 @@ export default {
     const barText = h('p.muted#job-progress-text');
     const facts = h('dl.facts#job-facts');
     const failure = errorBox();
+    failure.id = 'job-error';
     // Why an open job does not move (too few distinct volunteers for its quorum), in words.
     const note = h('div.box.notice#job-note', { role: 'status', hidden: true });
     const result = h('div#job-result');
