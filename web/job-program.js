@@ -203,6 +203,7 @@ export function programView(id) {
     else if (job.state === 'running' && !status) words = 'Running…';
     else if (job.state === 'cancelled') words = 'The job was cancelled.';
     else if (isSplit && failedUnit) words = `Unit ${failedUnit.seq} failed: ${sw.words}`;
+    else if (isSplit && job.state === 'done') words = 'Every unit exited normally (exit status 0).';
     else if (job.state === 'failed' && !status) words = 'The job failed before the program ran.';
     setText(outcome, words);
     outcome.dataset.state = job.state;
