@@ -474,7 +474,8 @@ int cl_prog_run(int argc, char **argv)
 	rc = prog_finish(&c, id, job);
 	goto out;
 fail:
-	rc = CL_PROG_EXIT_TESSERA;
+	/* Ctrl-C before the job was being watched (an upload, the submission) is still 130. */
+	rc = c.stop && *c.stop ? CL_PROG_EXIT_INTERRUPTED : CL_PROG_EXIT_TESSERA;
 out:
 	json_decref(job);
 	prog_call_free(&c);
