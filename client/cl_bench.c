@@ -52,6 +52,10 @@ ts_err cl_bench_kernel(const kern *k, int threads, double seconds, cl_bench_resu
 	const char *unit = "indices/s";
 	ts_err result = bench_args(k, &args, &unit);
 	memset(out, 0, sizeof(*out));
+	if (!k->compute) {
+		snprintf(why, whylen, "%s is not a kernel to benchmark", k->name);
+		return TS_ERR_NOT_FOUND; /* programs: the user's code, run in a sandbox */
+	}
 	if (result) {
 		snprintf(why, whylen, "no benchmark parameters for kernel %s", k->name);
 		goto out;
@@ -127,6 +131,8 @@ static void bench_kernel_list(char *out, size_t outlen)
 	size_t used = 0;
 	out[0] = '\0';
 	for (const kern *const *row = kern_table(); *row; row++) {
+		if (!(*row)->compute)
+			continue;
 		int n = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", (*row)->name);
 		if (n < 0 || (size_t)n >= outlen - used)
 			break;

@@ -481,6 +481,8 @@ static int cmd_bench(int argc, char **argv)
 	for (const kern *const *row = kname ? only : kern_table(); *row; row++) {
 		const kern *k = *row;
 		cl_bench_result r;
+		if (!k->compute)
+			continue; /* users' programs are not benchmarked */
 		if (cl_bench_kernel(k, threads, seconds, &r, why, sizeof(why)) != TS_OK) {
 			fprintf(stderr, "%s\n", why);
 			goto out;

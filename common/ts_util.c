@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,6 +51,52 @@ size_t ts_b64url_encode(const unsigned char *in, size_t n, char *out)
 			out[i] = '_';
 	}
 	return (size_t)len;
+}
+
+char *ts_b64_encode(const unsigned char *in, size_t n)
+{
+	if (n > (size_t)INT_MAX / 4 * 3 - 3)
+		return NULL;
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	return out;
+}
+
+ts_err ts_b64_decode(const char *in, size_t inlen, size_t cap, unsigned char **out, size_t *outlen)
+{
+	*out = NULL;
+	*outlen = 0;
+	if (inlen % 4 != 0 || inlen / 4 * 3 > cap + 2 || inlen > (size_t)INT_MAX)
+		return TS_ERR_BAD_REQUEST;
+	for (size_t i = 0; i < inlen; i++) {
+		char c = in[i];
+		int pad_ok = c == '=' && i >= inlen - 2 && (i == inlen - 1 || in[inlen - 1] == '=');
+		if (!pad_ok && !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+				 c == '+' || c == '/'))
+			return TS_ERR_BAD_REQUEST;
+	}
+	unsigned char *buf = malloc(inlen / 4 * 3 + 1);
+	if (!buf)
+		return TS_ERR_NOMEM;
+	int n = inlen ? EVP_DecodeBlock(buf, (const unsigned char *)in, (int)inlen) : 0;
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	size_t pad = inlen && in[inlen - 1] == '=' ? (in[inlen - 2] == '=' ? 2 : 1) : 0;
+	if (n < 0 || (size_t)n < pad || (size_t)n - pad > cap) {
+		free(buf);
+		return TS_ERR_BAD_REQUEST;
+	}
+	*out = buf;
+	*outlen = (size_t)n - pad;
+	return TS_OK;
+}
+
+int ts_is_sha256_hex(const char *s)
+{
+	size_t i = 0;
+	while (s && i < 64 && ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		i++;
+	return s && i == 64 && s[64] == '\0';
 }
 
 long ts_b64url_decode(const char *in, unsigned char *out, size_t outcap)

@@ -23,6 +23,13 @@ void ts_sha256(const void *data, size_t n, unsigned char out[32]);
 size_t ts_b64url_encode(const unsigned char *in, size_t n, char *out);
 /* Decodes base64url (no padding); returns the decoded length or -1 on bad input. */
 long ts_b64url_decode(const char *in, unsigned char *out, size_t outcap);
+/* Standard base64 with padding (the wire form of program outputs). ts_b64_encode returns a
+ * malloc'd NUL-terminated string (NULL: out of memory); ts_b64_decode a malloc'd buffer in *out
+ * of *outlen bytes, TS_ERR_BAD_REQUEST for text that is not base64 or decodes past cap. */
+char *ts_b64_encode(const unsigned char *in, size_t n);
+ts_err ts_b64_decode(const char *in, size_t inlen, size_t cap, unsigned char **out, size_t *outlen);
+/* 1 when s is 64 lowercase hex digits (a SHA-256 as the store names files). */
+int ts_is_sha256_hex(const char *s);
 /* Lowercase hex; out must hold 2n+1 bytes. */
 void ts_hex(const unsigned char *in, size_t n, char *out);
 

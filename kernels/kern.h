@@ -25,13 +25,30 @@ typedef struct kern_partial {
 	uint64_t v[2];
 } kern_partial;
 
+/* One parameter of a kind, as GET /api/v1/kernels describes it to every surface (CLI options,
+ * the dashboard's form, bench, tests). kern_params_check checks "integer" ones from it. */
+typedef struct kern_param {
+	const char *name;
+	const char *type;    /* "integer", "number", "string", "strings", "file", "files", "choice" */
+	int required;
+	double min, max;     /* integer, number: the range; strings, files: the count */
+	const char *def;     /* the default as JSON text, or NULL */
+	const char *choices; /* choice: "a|b|c" */
+	const char *help;
+} kern_param;
+
 typedef struct kern {
 	const char *name;
+	/* How every surface shows the kind: a short name users type, a title, its parameters
+	 * (ending with a NULL name), example params (JSON text) and what its result says. */
+	const char *alias, *title;
+	const kern_param *params;
+	const char *example, *result_help;
 	/* Parses and range-checks params; on error writes a human reason into why. */
 	ts_err (*parse)(const json_t *params, kern_args *args, char *why, size_t whylen);
 	/* The identity of combine. */
 	kern_partial (*zero)(void);
-	/* Computes [start, start+count). Checks *cancel now and then and returns TS_ERR_UNAVAILABLE
+	/* Computes [start, start+count). NULL for a kind a node runs another way (program). Checks *cancel now and then and returns TS_ERR_UNAVAILABLE
 	 * when it was set; cancel may be NULL. */
 	ts_err (*compute)(const kern_args *args, uint64_t start, uint64_t count, kern_partial *out,
 			  const volatile int *cancel);
@@ -53,6 +70,14 @@ typedef struct kern {
 } kern;
 
 /* Building blocks for kernel rows, so each kernel writes only what is its own. */
+
+/* Checks params against k->params: an object, no unknown key, required ones given, integers
+ * integers inside their range; the reason names the parameter. */
+ts_err kern_params_check(const kern *k, const json_t *params, char *why, size_t whylen);
+/* An integer param (def when absent; call after kern_params_check). */
+uint64_t kern_param_u64(const json_t *params, const char *name, uint64_t def);
+/* The kind's description for GET /api/v1/kernels. */
+json_t *kern_describe(const kern *k);
 
 /* Refuses params that are not an object or have a key not in the NULL-terminated list. */
 ts_err kern_params_only(const json_t *params, const char *kernel, const char *const *keys, char *why,

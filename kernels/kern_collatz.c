@@ -119,6 +119,12 @@ ts_err kern_collatz_steps(uint64_t n, uint64_t *steps)
 	return kern_collatz_steps_wide(0, n, steps);
 }
 
+static const kern_param cz_params[] = {
+	{"from", "integer", 1, 1, 9223372036854775807.0, NULL, NULL, "the first starting number"},
+	{"to", "integer", 1, 2, 9223372036854775807.0, NULL, NULL, "the end of the range (not included)"},
+	{NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
+
 static ts_err cz_parse(const json_t *params, kern_args *args, char *why, size_t whylen)
 {
 	return kern_parse_range(params, "collatz", 1, INT64_MAX, args, why, whylen);
@@ -212,6 +218,11 @@ static json_t *cz_finalize(const kern_args *args, const kern_partial *total)
 
 const kern kern_collatz = {
 	.name = "collatz",
+	.alias = "collatz",
+	.title = "Collatz record",
+	.params = cz_params,
+	.example = "{\"from\": 1, \"to\": 100000000}",
+	.result_help = "n: the starting number in the range with the most steps, and its steps",
 	.parse = cz_parse,
 	.zero = cz_zero,
 	.compute = cz_compute,

@@ -7,29 +7,24 @@
 
 #include "kern.h"
 
-#define PI_MAX_SAMPLES 1000000000000000000ULL /* 1e18: keeps 4H/N exact enough and i+1 < 2^64 */
+extern const kern kern_montecarlo_pi;
+
 #define PI_CHUNK (1u << 22)                    /* samples between cancellation checks */
+
+static const kern_param pi_params[] = {
+	{"samples", "integer", 1, 1, 1e18, NULL, NULL, "samples to draw"},
+	{"seed", "integer", 0, 0, 9223372036854775807.0, "0", NULL, "random seed"},
+	{NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
 
 static ts_err pi_parse(const json_t *params, kern_args *args, char *why, size_t whylen)
 {
-	static const char *const keys[] = {"samples", "seed", NULL};
-	json_t *samples = json_object_get(params, "samples");
-	json_t *seed = json_object_get(params, "seed");
-	ts_err result = kern_params_only(params, "montecarlo_pi", keys, why, whylen);
+	ts_err result = kern_params_check(&kern_montecarlo_pi, params, why, whylen);
 	if (result)
 		return result;
-	if (!json_is_integer(samples) || json_integer_value(samples) <= 0 ||
-	    (uint64_t)json_integer_value(samples) > PI_MAX_SAMPLES) {
-		snprintf(why, whylen, "samples must be an integer from 1 to 10^18");
-		return TS_ERR_BAD_REQUEST;
-	}
-	if (seed && (!json_is_integer(seed) || json_integer_value(seed) < 0)) {
-		snprintf(why, whylen, "seed must be a non-negative integer");
-		return TS_ERR_BAD_REQUEST;
-	}
-	args->seed = seed ? (uint64_t)json_integer_value(seed) : 0;
+	args->seed = kern_param_u64(params, "seed", 0);
 	args->from = 0;
-	args->space = (uint64_t)json_integer_value(samples);
+	args->space = kern_param_u64(params, "samples", 0);
 	return TS_OK;
 }
 
@@ -79,6 +74,11 @@ static json_t *pi_finalize(const kern_args *args, const kern_partial *total)
 
 const kern kern_montecarlo_pi = {
 	.name = "montecarlo_pi",
+	.alias = "pi",
+	.title = "Monte Carlo pi",
+	.params = pi_params, /* samples <= 1e18: keeps 4H/N exact enough and i+1 < 2^64 */
+	.example = "{\"samples\": 1000000000, \"seed\": 1}",
+	.result_help = "pi: the estimate 4 hits / samples, with its standard error and its error",
 	.parse = pi_parse,
 	.zero = kern_count_zero,
 	.compute = pi_compute,

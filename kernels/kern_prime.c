@@ -403,6 +403,12 @@ ts_err kern_prime_count_range(uint64_t lo, uint64_t hi, uint64_t *count)
 	return pc_count(lo, hi, count, NULL);
 }
 
+static const kern_param pc_params[] = {
+	{"from", "integer", 1, 0, 1e14, NULL, NULL, "the first number counted"},
+	{"to", "integer", 1, 1, 1e14, NULL, NULL, "the end of the range (not counted)"},
+	{NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
+
 static ts_err pc_parse(const json_t *params, kern_args *args, char *why, size_t whylen)
 {
 	return kern_parse_range(params, "prime_count", 0, PC_MAX_TO, args, why, whylen);
@@ -454,6 +460,11 @@ static json_t *pc_finalize(const kern_args *args, const kern_partial *total)
 
 const kern kern_prime_count = {
 	.name = "prime_count",
+	.alias = "primes",
+	.title = "Prime counting",
+	.params = pc_params,
+	.example = "{\"from\": 0, \"to\": 1000000000}",
+	.result_help = "count: the primes p with from <= p < to",
 	.parse = pc_parse,
 	.zero = kern_count_zero,
 	.compute = pc_compute,

@@ -7,6 +7,7 @@
 #include "kern.h"
 #include "srv_http.h"
 #include "srv_json.h"
+#include "srv_prog.h"
 #include "srv_store.h"
 #include "srv_view.h"
 #include "srv_work.h"
@@ -65,6 +66,22 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 			       r->why, sizeof(r->why));
 	if (result)
 		return result;
+	/* A program: the submitter may run them, its files are theirs; its lease outlasts its limit. */
+	kern_prog prog = {.np = 0};
+	int64_t deadline_s = srv_json_int(r->body, "deadline_s", 600);
+	if (!k->compute) {
+		result = kern_prog_parse(jparams, &prog, r->why, sizeof(r->why));
+		if (!result)
+			result = srv_prog_submit_check(ctx, r, &prog, split.n_units);
+		if (result)
+			return result;
+		deadline_s = srv_json_int(r->body, "deadline_s", prog.time_s + 300);
+		if (deadline_s < prog.time_s + 30) {
+			snprintf(r->why, sizeof(r->why), "deadline_s (%lld) must be at least time_s + 30 (%lld)",
+				 (long long)deadline_s, (long long)prog.time_s + 30);
+			return TS_ERR_BAD_REQUEST;
+		}
+	}
 	params = json_dumps(jparams, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!params)
 		return TS_ERR_NOMEM;
@@ -78,7 +95,7 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	sqlite3_bind_int64(st, 6, (int64_t)split.n_units);
 	sqlite3_bind_int64(st, 7, replication);
 	sqlite3_bind_int64(st, 8, quorum);
-	sqlite3_bind_int64(st, 9, srv_json_int(r->body, "deadline_s", 600));
+	sqlite3_bind_int64(st, 9, deadline_s);
 	sqlite3_bind_int64(st, 10, (int64_t)zero.v[0]);
 	sqlite3_bind_int64(st, 11, (int64_t)zero.v[1]);
 	sqlite3_bind_int64(st, 12, r->now);
@@ -88,6 +105,8 @@ ts_err api_job_submit(srv_ctx *ctx, srv_req *r)
 	if (result)
 		return result;
 	int64_t id = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
+	if (!k->compute && (result = srv_prog_submitted(ctx->db, id, &prog)))
+		return result;
 	if (!ctx->quiet) {
 		char who[4 * sizeof(r->who.name)];
 		fprintf(stderr, "job %lld: %s by %s, %llu units of %llu\n", (long long)id, k->name,
@@ -213,6 +232,7 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 		{"platform", F_TEXT, 1, 1, 64},
 		{"cores", F_INT, 1, 1, 4096},
 		{"rates", F_OBJ, 0, 0, 0},
+		{"programs", F_OBJ_NULL, 0, 0, 0},
 	};
 	char token[TS_TOKEN_MAX], *rates = NULL;
 	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
@@ -242,6 +262,9 @@ ts_err api_node_enroll(srv_ctx *ctx, srv_req *r)
 	if (result)
 		return result;
 	int64_t node = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));
+	json_t *programs = json_object_get(r->body, "programs");
+	if (programs && (result = srv_prog_node_caps(ctx->db, node, programs, r->why, sizeof(r->why))))
+		return result; /* the dispatcher rolls the enrollment back */
 	result = srv_auth_issue(ctx->db, "node", 0, node, 0, 0, NULL, r->now, token);
 	if (result)
 		return result;

@@ -54,10 +54,10 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_USER_BY_NAME] = "SELECT id, pw_hash, role, disabled FROM users WHERE name = ?1",
 	[Q_USER_INSERT] = "INSERT INTO users (name, pw_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
 	[Q_USER_LIST] = "SELECT u.id, u.name, u.role, u.disabled, u.created_at,"
-			" (SELECT count(*) FROM jobs j WHERE j.owner_id = u.id)"
+			" (SELECT count(*) FROM jobs j WHERE j.owner_id = u.id), u.may_run_programs"
 			" FROM users u WHERE u.deleted = 0 ORDER BY u.id",
 	[Q_USER_GET] = "SELECT u.id, u.name, u.role, u.disabled, u.created_at,"
-		       " (SELECT count(*) FROM jobs j WHERE j.owner_id = u.id)"
+		       " (SELECT count(*) FROM jobs j WHERE j.owner_id = u.id), u.may_run_programs"
 		       " FROM users u WHERE u.id = ?1 AND u.deleted = 0",
 	[Q_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1 AND deleted = 0",
 	[Q_USER_SET_PASSWORD] = "UPDATE users SET pw_hash = ?2 WHERE id = ?1 AND deleted = 0",
@@ -111,7 +111,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 			" WHERE hash = ?1 AND uses_left > 0 AND revoked = 0",
 	[Q_NODE_INSERT] = "INSERT INTO nodes (name, platform, cores, created_at, last_seen, rates, volunteer)"
 			  " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
-	[Q_NODE_INFO] = "SELECT cores, rates, streak, coalesce(volunteer, -id) FROM nodes WHERE id = ?1",
+	[Q_NODE_INFO] = "SELECT cores, rates, streak, coalesce(volunteer, -id), slots, langs FROM nodes WHERE id = ?1",
 	[Q_NODE_SET_RATES] = "UPDATE nodes SET rates = ?2 WHERE id = ?1",
 	[Q_NODE_SEEN] = "UPDATE nodes SET last_seen = ?2 WHERE id = ?1",
 	[Q_NODE_LIST] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
@@ -138,7 +138,9 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_LIST_OWNER] = "SELECT id FROM jobs WHERE owner_id = ?1 ORDER BY id DESC LIMIT ?2",
 	[Q_JOB_CANCEL] = "UPDATE jobs SET state = 'cancelled', feeding = 0, finished_at = ?2"
 			 " WHERE id = ?1 AND state IN ('queued', 'running')",
-	[Q_JOB_NEXT_OPEN] = "SELECT id FROM jobs INDEXED BY jobs_feeding WHERE feeding = 1 ORDER BY id LIMIT 1",
+	/* The oldest feeding job this node can run (slots ?1, language bits ?2). */
+	[Q_JOB_NEXT_OPEN] = "SELECT id FROM jobs INDEXED BY jobs_feeding WHERE feeding = 1 AND slots <= ?1"
+			    " AND (lang & ?2) = lang ORDER BY id LIMIT 1",
 	[Q_JOB_ADVANCE] = "UPDATE jobs SET next_seq = ?2 WHERE id = ?1",
 	[Q_JOB_START] = "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
 	[Q_JOB_FED] = "UPDATE jobs SET feeding = 0 WHERE id = ?1",
@@ -159,7 +161,8 @@ static const char *const stmt_sql[Q__COUNT] = {
 	 * (the caller starts at a random id, so extra replicas go to no predictable node). */
 		"SELECT u.id FROM units u INDEXED BY units_needy WHERE u.state = " U_OPEN " AND u.missing > 0"
 		" AND u.id >= ?2 AND u.id < ?3 AND NOT EXISTS (SELECT 1 FROM replicas r INDEXED BY replicas_unit"
-		" WHERE r.unit_id = u.id AND (r.node_id = ?1 OR r.volunteer = ?4)) ORDER BY u.id LIMIT ?5",
+		" WHERE r.unit_id = u.id AND (r.node_id = ?1 OR r.volunteer = ?4)) AND EXISTS (SELECT 1 FROM jobs j"
+		" WHERE j.id = u.job_id AND j.slots <= ?6 AND (j.lang & ?7) = j.lang) ORDER BY u.id LIMIT ?5",
 	[Q_UNIT_NEEDY_SPAN] = "SELECT min(id), max(id) FROM units INDEXED BY units_needy WHERE state = " U_OPEN
 			 " AND missing > 0",
 	[Q_UNIT_PUT] = "UPDATE units SET state = ?2, quorum = ?3, wanted = ?4, max_results = ?5, n_results = ?6,"
@@ -212,6 +215,35 @@ static const char *const stmt_sql[Q__COUNT] = {
 				" WHERE disabled = 0 AND last_seen >= ?1",
 	[Q_NODES_OF_VOLUNTEER] = "SELECT id FROM nodes WHERE volunteer = ?1 AND disabled = 0 LIMIT ?2",
 	[Q_JOB_VALID_PARTIALS] = "SELECT res0, res1 FROM units WHERE job_id = ?1 AND state = " U_VALID,
+	/* Programs (srv_prog.c). */
+	[Q_NODE_SET_PROGRAMS] = "UPDATE nodes SET programs = ?2, slots = ?3, langs = ?4 WHERE id = ?1",
+	[Q_JOB_SET_NEEDS] = "UPDATE jobs SET slots = ?2, lang = ?3 WHERE id = ?1",
+	[Q_FILE_INSERT] = "INSERT OR IGNORE INTO files (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4)",
+	[Q_FILE_OWN] = "INSERT OR IGNORE INTO file_owners (sha256, user_id, created_at) VALUES (?1, ?2, ?3)",
+	[Q_FILE_USER_BYTES] = "SELECT coalesce(sum(f.size), 0) FROM file_owners o JOIN files f ON f.sha256 = o.sha256"
+			      " WHERE o.user_id = ?1",
+	[Q_FILE_OWNED_SIZE] = "SELECT f.size FROM file_owners o JOIN files f ON f.sha256 = o.sha256"
+			      " WHERE o.user_id = ?1 AND o.sha256 = ?2",
+	[Q_FILE_GET] = "SELECT data FROM files WHERE sha256 = ?1",
+	/* A node may download a file while it holds a live lease of a job naming it. */
+	[Q_FILE_NODE_MAY] = "SELECT 1 FROM job_files jf JOIN units u ON u.job_id = jf.job_id JOIN replicas r"
+			    " INDEXED BY replicas_unit ON r.unit_id = u.id AND r.node_id = ?2"
+			    " WHERE jf.sha256 = ?1 AND r.state = " R_LEASED " AND r.deadline > ?3 LIMIT 1",
+	[Q_JOB_FILE_INSERT] = "INSERT OR IGNORE INTO job_files (sha256, job_id) VALUES (?1, ?2)",
+	[Q_OUTPUT_INSERT] = "INSERT OR REPLACE INTO outputs (replica_id, status, stdout, stderr, stdout_truncated,"
+			    " stderr_truncated) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	/* The canonical outcome of each settled unit of a job from seq ?2 on: the first reported
+	 * replica whose digest is the unit's. */
+	[Q_OUTPUT_CANON] = "SELECT u.seq, o.status, o.stdout, o.stderr, o.stdout_truncated, o.stderr_truncated,"
+			   " r.node_id FROM units u JOIN replicas r ON r.id = (SELECT min(m.id) FROM replicas m"
+			   " INDEXED BY replicas_unit WHERE m.unit_id = u.id AND m.state = " R_REPORTED
+			   " AND m.res0 = u.res0 AND m.res1 = u.res1) JOIN outputs o ON o.replica_id = r.id"
+			   " WHERE u.job_id = ?1 AND u.state = " U_VALID " AND u.seq >= ?2 ORDER BY u.seq LIMIT ?3",
+	[Q_OUTPUT_OF_UNIT] = "SELECT o.status, o.stderr FROM replicas r INDEXED BY replicas_unit JOIN outputs o"
+			     " ON o.replica_id = r.id WHERE r.unit_id = ?1 AND r.state = " R_REPORTED
+			     " AND r.res0 = ?2 AND r.res1 = ?3 ORDER BY r.id LIMIT 1",
+	[Q_USER_MAY_PROGRAMS] = "SELECT may_run_programs FROM users WHERE id = ?1",
+	[Q_USER_SET_PROGRAMS] = "UPDATE users SET may_run_programs = ?2 WHERE id = ?1 AND deleted = 0",
 };
 
 static ts_err db_exec_sql(sqlite3 *h, const char *sql)

@@ -51,6 +51,13 @@ static const srv_route routes[] = {
 	{EVHTTP_REQ_POST, "/api/v1/nodes/heartbeat", api_node_heartbeat, ROLE_NODE, BODY_OPTIONAL},
 	{EVHTTP_REQ_POST, "/api/v1/work/fetch", api_work_fetch, ROLE_NODE, BODY_JSON},
 	{EVHTTP_REQ_POST, "/api/v1/work/report", api_work_report, ROLE_NODE, BODY_JSON},
+	{EVHTTP_REQ_GET, "/api/v1/kernels", api_kernels, ROLE_PEOPLE | ROLE_NODE, BODY_NONE},
+	{EVHTTP_REQ_PUT, "/api/v1/files", api_file_put, ROLE_PEOPLE, BODY_RAW},
+	{EVHTTP_REQ_GET, "/api/v1/files/{hash}", api_file_get, ROLE_PEOPLE | ROLE_NODE, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/jobs/{id}/output", api_job_output, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_GET, "/api/v1/jobs/{id}/outputs", api_job_outputs, ROLE_PEOPLE, BODY_NONE},
+	{EVHTTP_REQ_POST, "/api/v1/users/{id}/grant", api_user_grant, ROLE_ADMIN, BODY_JSON},
+	{EVHTTP_REQ_POST, "/api/v1/users/{id}/revoke", api_user_revoke, ROLE_ADMIN, BODY_JSON},
 };
 
 _Static_assert(TS_ARRAY_LEN(routes) <= SRV_ROUTES_MAX, "raise SRV_ROUTES_MAX");
@@ -65,10 +72,27 @@ const srv_route *srv_http_routes(size_t *n)
 	return routes;
 }
 
-/* Matches path against a pattern; fills *id for "{id}". */
-static int route_match(const char *pattern, const char *path, int64_t *id)
+/* Matches path against a pattern with "{hash}": 64 lowercase hex digits into hash. */
+static int route_match_hash(const char *pattern, const char *hole, const char *path, char hash[65])
+{
+	size_t pre = (size_t)(hole - pattern);
+	if (strncmp(pattern, path, pre) != 0 || strlen(path + pre) < 64)
+		return 0;
+	char h[65];
+	memcpy(h, path + pre, 64);
+	h[64] = '\0';
+	if (!ts_is_sha256_hex(h) || strcmp(path + pre + 64, hole + 6) != 0)
+		return 0;
+	memcpy(hash, h, sizeof(h));
+	return 1;
+}
+
+/* Matches path against a pattern; fills *id for "{id}", hash for "{hash}". */
+static int route_match(const char *pattern, const char *path, int64_t *id, char hash[65])
 {
 	const char *hole = strstr(pattern, "{id}");
+	if (!hole && (hole = strstr(pattern, "{hash}")))
+		return route_match_hash(pattern, hole, path, hash);
 	if (!hole)
 		return strcmp(pattern, path) == 0;
 	size_t pre = (size_t)(hole - pattern);
@@ -90,10 +114,10 @@ static int route_match(const char *pattern, const char *path, int64_t *id)
 }
 
 /* Inflates a gzip body into a capped buffer. */
-static ts_err body_inflate(const unsigned char *in, size_t n, char **out, size_t *outlen)
+static ts_err body_inflate(const unsigned char *in, size_t n, size_t cap, char **out, size_t *outlen)
 {
 	z_stream z = {0};
-	char *buf = malloc(SRV_MAX_BODY + 1);
+	char *buf = malloc(cap + 1);
 	ts_err result = TS_ERR_BAD_REQUEST;
 	if (!buf)
 		return TS_ERR_NOMEM;
@@ -104,14 +128,14 @@ static ts_err body_inflate(const unsigned char *in, size_t n, char **out, size_t
 	z.next_in = (unsigned char *)in;
 	z.avail_in = (uInt)n;
 	z.next_out = (unsigned char *)buf;
-	z.avail_out = SRV_MAX_BODY + 1; /* one byte over the cap tells "too large" */
+	z.avail_out = (uInt)cap + 1; /* one byte over the cap tells "too large" */
 	int rc = inflate(&z, Z_FINISH);
-	if (rc == Z_STREAM_END && z.total_out <= SRV_MAX_BODY) {
+	if (rc == Z_STREAM_END && z.total_out <= cap) {
 		*outlen = z.total_out;
 		*out = buf;
 		buf = NULL;
 		result = TS_OK;
-	} else if (z.total_out > SRV_MAX_BODY || (rc == Z_BUF_ERROR && z.avail_out == 0)) {
+	} else if (z.total_out > cap || (rc == Z_BUF_ERROR && z.avail_out == 0)) {
 		result = TS_ERR_TOO_LARGE;
 	}
 	inflateEnd(&z);
@@ -134,7 +158,7 @@ static ts_err req_body(const srv_call *call, srv_req *r)
 		return TS_ERR_TOO_LARGE;
 	}
 	if (enc && strcasecmp(enc, "gzip") == 0) {
-		result = body_inflate(call->body, n, &plain, &plainlen);
+		result = body_inflate(call->body, n, SRV_MAX_BODY, &plain, &plainlen);
 		if (result) {
 			snprintf(r->why, sizeof(r->why), result == TS_ERR_TOO_LARGE ?
 				 "inflated body over %d bytes" : "body is not valid gzip", SRV_MAX_BODY);
@@ -149,6 +173,34 @@ static ts_err req_body(const srv_call *call, srv_req *r)
 		return TS_ERR_BAD_REQUEST;
 	}
 	return srv_json_parse_body((const char *)call->body, n, &r->body, r->why, sizeof(r->why));
+}
+
+/* A raw upload's bytes: as sent, or inflated (capped at SRV_MAX_UPLOAD). */
+static ts_err req_raw(const srv_call *call, srv_req *r)
+{
+	const char *enc = call->content_encoding;
+	if (call->body_len > SRV_MAX_UPLOAD) {
+		snprintf(r->why, sizeof(r->why), "a file is at most %d MiB", SRV_MAX_UPLOAD >> 20);
+		return TS_ERR_TOO_LARGE;
+	}
+	if (enc && strcasecmp(enc, "gzip") == 0) {
+		char *plain = NULL;
+		ts_err result = body_inflate(call->body, call->body_len, SRV_MAX_UPLOAD, &plain, &r->in_len);
+		if (result) {
+			snprintf(r->why, sizeof(r->why), result == TS_ERR_TOO_LARGE ? "a file is at most %d MiB"
+				 : "body is not valid gzip", SRV_MAX_UPLOAD >> 20);
+			return result;
+		}
+		r->in = r->in_owned = (unsigned char *)plain;
+		return TS_OK;
+	}
+	if (enc && strcasecmp(enc, "identity") != 0) {
+		snprintf(r->why, sizeof(r->why), "unsupported Content-Encoding");
+		return TS_ERR_BAD_REQUEST;
+	}
+	r->in = call->body;
+	r->in_len = call->body_len;
+	return TS_OK;
 }
 
 static int accepts_gzip(struct evhttp_request *ev)
@@ -193,8 +245,10 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
 	struct evbuffer *buf = evbuffer_new();
 	char *json = r->reply ? json_dumps(r->reply, JSON_COMPACT) : NULL;
-	const char *body = json ? json : r->text ? r->text : (const char *)r->raw;
-	size_t len = json ? strlen(json) : r->text ? strlen(r->text) : r->raw_len;
+	const char *body = json ? json : r->text ? r->text : r->bytes ? (const char *)r->bytes : (const char *)r->raw;
+	size_t len = json ? strlen(json) : r->text ? strlen(r->text) : r->bytes ? r->bytes_len : r->raw_len;
+	if (r->bytes && !r->bytes_len)
+		body = ""; /* an empty output is a reply, not an error */
 	if (!body && status >= 400) {
 		body = reply_fallback;
 		len = sizeof(reply_fallback) - 1;
@@ -310,7 +364,9 @@ static void handle_finish(srv_ctx *ctx, const srv_route *route, const char *path
 	r->wait_until = 0; /* an error is answered now */
 	json_decref(r->reply);
 	free(r->text);
+	free(r->bytes);
 	r->text = NULL;
+	r->bytes = NULL;
 	r->raw = NULL;
 	r->status = ts_err_http_status(result);
 	if (r->status >= 500) {
@@ -331,7 +387,7 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 	ctx->requests++;
 	for (size_t i = 0; path && i < TS_ARRAY_LEN(routes); i++) {
 		int64_t id = 0;
-		if (!route_match(routes[i].path, path, &id))
+		if (!route_match(routes[i].path, path, &id, r->hash))
 			continue;
 		path_known = 1;
 		if (routes[i].method == call->method) {
@@ -376,6 +432,11 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 		if (result)
 			goto out;
 	}
+	if (route->body == BODY_RAW) {
+		result = req_raw(call, r);
+		if (result)
+			goto out;
+	}
 	/* The dispatcher owns the transaction: every handler that may write runs in one, committed
 	 * (or, in group mode, released into the group) before the reply, or rolled back whole. */
 	int writes = route->method != EVHTTP_REQ_GET;
@@ -397,9 +458,12 @@ void srv_req_clear(srv_req *r)
 {
 	json_decref(r->reply);
 	free(r->text);
+	free(r->bytes);
+	free(r->in_owned);
 	json_decref(r->body);
 	r->reply = r->body = NULL;
 	r->text = NULL;
+	r->bytes = r->in_owned = NULL;
 }
 
 /* A reply that depends on uncommitted work, held until the group commit. */
@@ -642,6 +706,7 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 		.authorization = evhttp_find_header(in, "Authorization"),
 		.content_encoding = evhttp_find_header(in, "Content-Encoding"),
 		.host = evhttp_find_header(in, "Host"),
+		.query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(ev)),
 		.peer = peer,
 		.body_len = evbuffer_get_length(body),
 	};

@@ -23,6 +23,9 @@
  * announced or chunked over it with its own bare 413 before reading it (libevent 2.1 has no hook
  * to shape its errors); a gzip body that inflates over it gets the JSON 413. */
 #define SRV_MAX_BODY (1 << 20)
+/* Raw uploads (PUT /api/v1/files) have the same cap, as sent and inflated: a larger evhttp cap
+ * for them would let any route's body be read (and buffered) to that size before it is refused. */
+#define SRV_MAX_UPLOAD SRV_MAX_BODY
 #define SRV_MAX_HEADERS 16384       /* bytes of request headers */
 #define SRV_GZIP_MIN 1024           /* replies smaller than this go uncompressed */
 #define SRV_IDLE_TIMEOUT_S 60
@@ -104,6 +107,7 @@ typedef struct srv_call {
 	const char *authorization;    /* header value or NULL */
 	const char *content_encoding; /* header value or NULL */
 	const char *host;             /* header value or NULL */
+	const char *query;            /* the URI's query string (after '?') or NULL */
 	const char *peer;             /* the client's address, for rate limits (NULL: none) */
 	const unsigned char *body;
 	size_t body_len;
@@ -115,12 +119,18 @@ typedef struct srv_req {
 	srv_principal who;
 	json_t *body;    /* the parsed body object (routes that take one), else NULL */
 	int64_t id;      /* the {id} of the path, if the route has one */
+	char hash[65];   /* the {hash} of the path (64 lowercase hex digits), if the route has one */
+	const unsigned char *in; /* BODY_RAW routes: the body's bytes (inflated if gzip) */
+	size_t in_len;
+	unsigned char *in_owned; /* an inflated body, freed by srv_req_clear */
 	int64_t now;
 	int status;      /* success status; 200 unless the handler sets 201 */
 	json_t *reply;   /* set by the handler on success; the dispatcher sends and frees it */
 	char *text;      /* or a text reply (malloc'd, freed by the dispatcher)... */
 	const unsigned char *raw; /* ...or static bytes (an embedded file) */
 	size_t raw_len;
+	unsigned char *bytes;     /* ...or bytes of any kind (malloc'd, freed by the dispatcher) */
+	size_t bytes_len;
 	const char *content_type; /* for text and raw replies */
 	double retry_after; /* seconds, with TS_ERR_RATE_LIMITED */
 	char why[256];   /* on error: the message the client sees */
@@ -148,12 +158,12 @@ typedef ts_err (*srv_kdf_cont)(srv_ctx *ctx, srv_req *r, srv_pw_job *job);
  * pool (ctx->kdf NULL: the fuzzer, srv_http_handle callers) job and cont run inline, now. */
 ts_err srv_http_kdf(srv_ctx *ctx, srv_req *r, srv_pw_job *job, srv_kdf_cont cont);
 
-enum srv_body { BODY_NONE = 0, BODY_JSON = 1, BODY_OPTIONAL = 2 };
+enum srv_body { BODY_NONE = 0, BODY_JSON = 1, BODY_OPTIONAL = 2, BODY_RAW = 3 };
 
 /* A row of the route table: every check a route needs is read from it before its handler runs. */
 typedef struct srv_route {
 	enum evhttp_cmd_type method;
-	const char *path; /* "{id}" matches one positive integer segment */
+	const char *path; /* "{id}" matches one positive integer segment, "{hash}" a SHA-256 in hex */
 	srv_handler handler;
 	int roles;        /* enum srv_role bits, or ROLE_ANY */
 	enum srv_body body;
@@ -198,6 +208,14 @@ ts_err api_node_disable(srv_ctx *ctx, srv_req *r);
 ts_err api_node_enable(srv_ctx *ctx, srv_req *r);
 ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r);
 ts_err api_work_fetch(srv_ctx *ctx, srv_req *r);
+/* Programs (srv_prog.c). */
+ts_err api_kernels(srv_ctx *ctx, srv_req *r);
+ts_err api_file_put(srv_ctx *ctx, srv_req *r);
+ts_err api_file_get(srv_ctx *ctx, srv_req *r);
+ts_err api_job_output(srv_ctx *ctx, srv_req *r);
+ts_err api_job_outputs(srv_ctx *ctx, srv_req *r);
+ts_err api_user_grant(srv_ctx *ctx, srv_req *r);
+ts_err api_user_revoke(srv_ctx *ctx, srv_req *r);
 ts_err api_work_report(srv_ctx *ctx, srv_req *r);
 ts_err api_me(srv_ctx *ctx, srv_req *r);
 ts_err api_logout(srv_ctx *ctx, srv_req *r);

@@ -14,6 +14,7 @@ static const char *const type_names[] = {
 	[F_ARR] = "an array",
 	[F_BOOL] = "true or false",
 	[F_TEXT] = "a string",
+	[F_OBJ_NULL] = "an object or null",
 };
 
 const char *srv_json_quote(const char *s, char out[SRV_QUOTE_MAX])
@@ -33,6 +34,8 @@ static int json_type_ok(const json_t *v, enum srv_ftype t)
 		return json_is_string(v);
 	case F_OBJ:
 		return json_is_object(v);
+	case F_OBJ_NULL:
+		return json_is_object(v) || json_is_null(v);
 	case F_ARR:
 		return json_is_array(v);
 	case F_BOOL:

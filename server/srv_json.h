@@ -14,7 +14,7 @@
 
 /* F_TEXT: a string without control characters (C0, DEL, C1), for names and other text that
  * reaches logs, pages and terminals; F_STR takes any string but NUL (passwords). */
-enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL, F_TEXT };
+enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL, F_TEXT, F_OBJ_NULL /* an object or null */ };
 
 typedef struct srv_field {
 	const char *name;

@@ -35,6 +35,7 @@ struct batch {
 	json_t *units;
 	int max;
 	double seconds, used_s;
+	int program; /* it holds a program unit: one per fetch, it may run for its whole time limit */
 	srv_node_info node;
 	srv_job_cache jobs;
 	int64_t holding[FETCH_MAX_UNITS]; /* units the node still holds: not resent */
@@ -44,7 +45,7 @@ struct batch {
 static int batch_full(const struct batch *b)
 {
 	int n = (int)json_array_size(b->units);
-	return n >= b->max || (b->seconds > 0 && n > 0 && b->used_s >= b->seconds);
+	return n >= b->max || b->program || (b->seconds > 0 && n > 0 && b->used_s >= b->seconds);
 }
 
 static int batch_room(const struct batch *b)
@@ -59,6 +60,7 @@ static ts_err batch_add(struct batch *b, const srv_work_job *j, const wu_unit *u
 	double rate = json_is_number(measured) ? json_number_value(measured)
 					       : (double)b->node.cores * 1e9 / j->k->ns_per_index;
 	b->used_s += (double)u->count / (rate > 1 ? rate : 1);
+	b->program |= !j->k->compute;
 	json_t *unit = json_pack("{s:I,s:I,s:s,s:O,s:I,s:I,s:I}", "id", (json_int_t)u->id, "job_id",
 				 (json_int_t)u->job_id, "kernel", j->k->name, "params", j->params, "start",
 				 (json_int_t)u->start, "count", (json_int_t)u->count, "deadline",
@@ -217,7 +219,7 @@ static ts_err fetch_needy(srv_db *db, srv_req *r, struct batch *b)
 		int64_t ids[FETCH_MAX_UNITS];
 		int n;
 		result = SRV_IDS(db, Q_UNIT_NEEDY, ids, FETCH_MAX_UNITS, &n, r->who.node_id, from[pass], to[pass],
-				 b->node.volunteer, batch_room(b));
+				 b->node.volunteer, batch_room(b), b->node.slots, b->node.langs);
 		for (int i = 0; i < n && !result && !batch_full(b); i++) {
 			wu_unit u;
 			srv_work_job *j;
@@ -241,7 +243,7 @@ static ts_err fetch_new(srv_db *db, srv_req *r, struct batch *b)
 	int64_t last = 0;
 	while (!result && !batch_full(b) && !srv_job_cache_full(&b->jobs)) {
 		int64_t job;
-		result = SRV_QUERY_INT(db, Q_JOB_NEXT_OPEN, 0, &job);
+		result = SRV_QUERY_INT(db, Q_JOB_NEXT_OPEN, 0, &job, b->node.slots, b->node.langs);
 		if (result || !job || job == last)
 			break; /* no feeding job (or one that did not stop feeding: never loop on it) */
 		last = job;

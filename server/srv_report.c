@@ -8,6 +8,7 @@
 
 #include "srv_http.h"
 #include "srv_json.h"
+#include "srv_prog.h"
 #include "srv_store.h"
 #include "srv_work.h"
 #include "ts_util.h"
@@ -141,6 +142,13 @@ static ts_err judge_results(srv_db *db, srv_job_cache *c, const wu_unit *u, int 
  * finishes the job with its last. */
 static ts_err job_account(srv_db *db, srv_work_job *j, const wu_unit *u, int64_t now)
 {
+	if (!j->k->compute) {
+		/* A program unit whose outcome is a failure fails its job with it. */
+		int failed;
+		ts_err result = srv_prog_unit_settled(db, j, u, now, &failed);
+		if (result || failed)
+			return result;
+	}
 	kern_partial acc = {{j->row.acc[0], j->row.acc[1]}}, p = {{u->canon[0], u->canon[1]}};
 	j->k->combine(&acc, &p);
 	j->row.acc[0] = acc.v[0];
@@ -270,6 +278,12 @@ static ts_err report_one(srv_db *db, srv_job_cache *c, srv_req *r, const json_t 
 		return TS_OK;
 	}
 	*indices = u.count;
+	if (!j->k->compute && v == WU_ACCEPT) {
+		/* A program's outcome is kept with its replica: the job's output is made of them. */
+		result = srv_prog_output_put(db, rep.id, json_object_get(item, "result"));
+		if (result)
+			return result;
+	}
 	wu_result(&u, &rep, p.v);
 	j->wall_pending += wall_s; /* written with the job's next update, or at the end */
 	if (v == WU_ACCEPT) {

@@ -1,4 +1,5 @@
 #include "srv_store.h"
+#include "srv_prog.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +154,16 @@ ts_err srv_store_job_finish(srv_db *db, srv_work_job *j, const char *error, int6
 	ts_err result = job_flush(db, j); /* the counters the result is made of go with it */
 	if (result)
 		return result;
-	if (!error) {
+	char prog_error[256];
+	if (!error && !j->k->compute) {
+		/* A program's result is made of its units' stored outputs; one that cannot be
+		 * combined fails the job with the reason. */
+		result = srv_prog_finalize(db, j, &text, prog_error, sizeof(prog_error));
+		if (result)
+			return result;
+		if (!text)
+			error = prog_error;
+	} else if (!error) {
 		kern_partial total = {{j->row.acc[0], j->row.acc[1]}};
 		json_t *res = j->k->finalize(&j->args, &total);
 		text = res ? json_dumps(res, JSON_COMPACT) : NULL;
@@ -374,6 +384,8 @@ ts_err srv_store_node_info(srv_db *db, int64_t node, srv_node_info *out)
 	out->rates = rates ? json_loads(rates, 0, NULL) : NULL;
 	out->streak = sqlite3_column_int64(st, 2);
 	out->volunteer = sqlite3_column_int64(st, 3);
+	out->slots = sqlite3_column_int64(st, 4);
+	out->langs = sqlite3_column_int64(st, 5);
 	sqlite3_reset(st);
 	return TS_OK;
 }

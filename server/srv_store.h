@@ -106,6 +106,7 @@ typedef struct srv_node_info {
 	int cores;
 	json_t *rates;
 	int64_t streak, volunteer;
+	int64_t slots, langs; /* programs: processes it runs at once and its language bits; 0: none */
 } srv_node_info;
 ts_err srv_store_node_info(srv_db *db, int64_t node, srv_node_info *out);
 

@@ -14,11 +14,14 @@
 
 static json_t *user_row(sqlite3_stmt *st)
 {
-	return json_pack("{s:I,s:s,s:s,s:b,s:I,s:I}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+	json_t *grants = json_array();
+	if (grants && sqlite3_column_int(st, 6))
+		json_array_append_new(grants, json_string("programs"));
+	return json_pack("{s:I,s:s,s:s,s:b,s:I,s:I,s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
 			 "username", (const char *)sqlite3_column_text(st, 1), "role",
 			 (const char *)sqlite3_column_text(st, 2), "disabled", sqlite3_column_int(st, 3),
 			 "created_at", (json_int_t)sqlite3_column_int64(st, 4), "jobs",
-			 (json_int_t)sqlite3_column_int64(st, 5));
+			 (json_int_t)sqlite3_column_int64(st, 5), "grants", grants);
 }
 
 /* The user's view into r->reply; TS_ERR_NOT_FOUND with a message if there is none. */
@@ -99,10 +102,18 @@ ts_err api_login(srv_ctx *ctx, srv_req *r)
 
 ts_err api_me(srv_ctx *ctx, srv_req *r)
 {
-	r->reply = json_pack("{s:I,s:s,s:s,s:o}", "id", (json_int_t)r->who.user_id, "username",
+	int64_t programs = 0;
+	ts_err result = SRV_QUERY_INT(ctx->db, Q_USER_MAY_PROGRAMS, 0, &programs, r->who.user_id);
+	if (result)
+		return result;
+	json_t *grants = json_array();
+	if (grants && programs)
+		json_array_append_new(grants, json_string("programs"));
+	r->reply = json_pack("{s:I,s:s,s:s,s:o,s:o}", "id", (json_int_t)r->who.user_id, "username",
 			     r->who.name, "role", r->who.role == ROLE_ADMIN ? "admin" : "user", "expires_at",
-			     r->who.expires_at ? json_integer(r->who.expires_at) : json_null());
-	return TS_OK;
+			     r->who.expires_at ? json_integer(r->who.expires_at) : json_null(), "grants",
+			     grants ? grants : json_array());
+	return r->reply ? TS_OK : TS_ERR_NOMEM;
 }
 
 ts_err api_logout(srv_ctx *ctx, srv_req *r)
@@ -243,6 +254,41 @@ ts_err api_user_disable(srv_ctx *ctx, srv_req *r)
 ts_err api_user_enable(srv_ctx *ctx, srv_req *r)
 {
 	return user_set_disabled(ctx, r, 0);
+}
+
+/* Grants: {"grant": "programs"} (the only one: who may run code on the volunteers' nodes). */
+static ts_err user_set_grant(srv_ctx *ctx, srv_req *r, int on)
+{
+	static const srv_field fields[] = {
+		{"grant", F_TEXT, 1, 1, 32},
+	};
+	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
+	if (result)
+		return result;
+	const char *grant = json_string_value(json_object_get(r->body, "grant"));
+	if (strcmp(grant, "programs") != 0) {
+		char q[SRV_QUOTE_MAX];
+		snprintf(r->why, sizeof(r->why), "unknown grant '%s'; known: programs", srv_json_quote(grant, q));
+		return TS_ERR_BAD_REQUEST;
+	}
+	result = SRV_EXEC(ctx->db, Q_USER_SET_PROGRAMS, r->id, on);
+	if (result)
+		return result;
+	if (sqlite3_changes(srv_db_handle(ctx->db)) == 0) {
+		snprintf(r->why, sizeof(r->why), "no user %lld", (long long)r->id);
+		return TS_ERR_NOT_FOUND;
+	}
+	return user_reply(ctx, r, r->id);
+}
+
+ts_err api_user_grant(srv_ctx *ctx, srv_req *r)
+{
+	return user_set_grant(ctx, r, 1);
+}
+
+ts_err api_user_revoke(srv_ctx *ctx, srv_req *r)
+{
+	return user_set_grant(ctx, r, 0);
 }
 
 /* api_user_password after the KDF: the current password checked (self-service), the new one

@@ -5,6 +5,7 @@
 
 #include "srv_http.h"
 #include "srv_json.h"
+#include "srv_prog.h"
 #include "srv_store.h"
 #include "srv_work.h"
 #include "ts_util.h"
@@ -19,6 +20,7 @@ ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
 		{"rates", F_OBJ, 0, 0, 0},
+		{"programs", F_OBJ_NULL, 0, 0, 0},
 	};
 	char *rates = NULL;
 	ts_err result = r->body ? srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why)) : TS_OK;
@@ -31,6 +33,9 @@ ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
 		result = srv_db_exec(ctx->db, st);
 	}
 	free(rates);
+	json_t *programs = r->body ? json_object_get(r->body, "programs") : NULL;
+	if (!result && programs)
+		result = srv_prog_node_caps(ctx->db, r->who.node_id, programs, r->why, sizeof(r->why));
 	if (!result)
 		result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
 	if (!result)

@@ -55,9 +55,15 @@ static void make_callers(void)
 	json_t *reply = NULL;
 	snprintf(tokens[BOGUS], 160, "tsa.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 	snprintf(tokens[ADMIN], 160, "%s", srv.admin_token);
-	add_user("alice");
-	add_user("bob");
+	int64_t alice = add_user("alice");
+	int64_t bob = add_user("bob");
 	int64_t carol = add_user("carol");
+	/* Programs need a grant on top of the role: alice and bob have it (test_programs refuses
+	 * those without). */
+	for (int64_t who = alice; who <= bob; who++) {
+		snprintf(path, sizeof(path), "/api/v1/users/%lld/grant", (long long)who);
+		cr_assert_eq(th_http(&srv, "POST", path, srv.admin_token, "{\"grant\":\"programs\"}", 20, 0, NULL), 200);
+	}
 	login("alice", "password-alice", tokens[USER]);
 	login("bob", "password-bob", tokens[OTHER]);
 	login("carol", "password-carol", tokens[DISABLED_USER]);
@@ -122,9 +128,11 @@ Test(authz, every_route_against_every_caller, .init = setup, .fini = teardown, .
 			if ((strcmp(rt->path, "/api/v1/logout") == 0) != pass)
 				continue;
 			char path[128];
-			const char *hole = strstr(rt->path, "{id}");
+			const char *hole = strstr(rt->path, "{id}"), *hash = strstr(rt->path, "{hash}");
 			if (hole)
 				snprintf(path, sizeof(path), "%.*s999999%s", (int)(hole - rt->path), rt->path, hole + 4);
+			else if (hash)
+				snprintf(path, sizeof(path), "%.*s%064d%s", (int)(hash - rt->path), rt->path, 0, hash + 6);
 			else
 				snprintf(path, sizeof(path), "%s", rt->path);
 			for (int c = 0; c < N_CALLERS; c++) {

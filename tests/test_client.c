@@ -72,8 +72,11 @@ Test(split, sliced_and_combined_equals_one_run_for_every_kernel)
 					      "{\"from\": 1, \"to\": 1000000}",
 					      "{\"from\": 0, \"to\": 1000000}"};
 	int kernels = 0, table = 0;
-	for (const kern *const *row = kern_table(); *row; row++, table++) {
+	for (const kern *const *row = kern_table(); *row; row++) {
 		const kern *k = *row;
+		if (!k->compute)
+			continue; /* a program: run by the sandbox (test_sandbox, test_programs) */
+		table++;
 		kern_args args;
 		char why[256];
 		size_t p;

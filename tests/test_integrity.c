@@ -493,11 +493,13 @@ static void copy_as_v1(const th_server *s)
 	char attach[600];
 	snprintf(attach, sizeof(attach), "ATTACH '%s' AS v2", old);
 	const char *copy =
-		"INSERT INTO users SELECT * FROM v2.users;"
+		"INSERT INTO users SELECT id, name, pw_hash, role, disabled, deleted, created_at FROM v2.users;"
 		"INSERT INTO nodes SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
 		" n_valid, n_invalid, streak, rates FROM v2.nodes;"
 		"INSERT INTO tokens SELECT * FROM v2.tokens;"
-		"INSERT INTO jobs SELECT * FROM v2.jobs;"
+		"INSERT INTO jobs SELECT id, owner_id, kernel, params, state, space, unit_size, n_units, next_seq, feeding,"
+		" units_done, replication, quorum, adaptive, deadline_s, acc0, acc1, compute_s, result, error, created_at,"
+		" started_at, finished_at FROM v2.jobs;"
 		"INSERT INTO units SELECT * FROM v2.units;"
 		"INSERT INTO replicas SELECT id, unit_id, node_id, state, deadline, leases, res0, res1, verdict,"
 		" counted, wall_s, issued_at, reported_at FROM v2.replicas;"
@@ -525,7 +527,7 @@ Test(integrity, version_1_store_is_upgraded, .init = setup, .fini = teardown, .t
 	th_server_kill(&srv, SIGTERM);
 	copy_as_v1(&srv);
 	th_server_restart(&srv);
-	cr_expect_eq(th_db_int(&srv, "PRAGMA user_version"), 2);
+	cr_expect_eq(th_db_int(&srv, "PRAGMA user_version"), 3); /* 001 to the latest, schema/003_programs.sql */
 	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE volunteer IS NULL"), 1);
 	struct unit u[4];
 	int n = fetch(a, 4, u);

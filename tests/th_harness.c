@@ -263,8 +263,9 @@ static size_t gzip_body(const char *in, size_t n, unsigned char **out)
 	return len;
 }
 
-long th_http(const th_server *s, const char *method, const char *path, const char *token,
-	     const char *body, size_t bodylen, int gzip, json_t **reply)
+/* One request; the reply's bytes in *buf (NUL-terminated, malloc'd) when not NULL. */
+static long http_once(const th_server *s, const char *method, const char *path, const char *token,
+		      const char *body, size_t bodylen, int gzip, struct membuf *out)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -299,12 +300,31 @@ long th_http(const th_server *s, const char *method, const char *path, const cha
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (reply)
-		*reply = buf.data ? json_loads(buf.data, 0, NULL) : NULL;
-	free(buf.data);
+	*out = buf;
 	free(zipped);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
+	return status;
+}
+
+long th_http(const th_server *s, const char *method, const char *path, const char *token,
+	     const char *body, size_t bodylen, int gzip, json_t **reply)
+{
+	struct membuf buf = {0};
+	long status = http_once(s, method, path, token, body, bodylen, gzip, &buf);
+	if (reply)
+		*reply = buf.data ? json_loads(buf.data, 0, NULL) : NULL;
+	free(buf.data);
+	return status;
+}
+
+long th_http_bytes(const th_server *s, const char *method, const char *path, const char *token,
+		   const void *body, size_t bodylen, char **out, size_t *outlen)
+{
+	struct membuf buf = {0};
+	long status = http_once(s, method, path, token, (const char *)body, bodylen, 0, &buf);
+	*out = buf.data ? buf.data : calloc(1, 1);
+	*outlen = buf.len;
 	return status;
 }
 

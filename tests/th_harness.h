@@ -59,6 +59,11 @@ long th_http_from(const th_server *s, const char *source, const char *method, co
 long th_http(const th_server *s, const char *method, const char *path, const char *token,
 	     const char *body, size_t bodylen, int gzip, json_t **reply);
 
+/* th_http with raw bytes both ways: *out gets the reply's bytes (NUL-terminated, malloc'd: free
+ * it), *outlen their number. */
+long th_http_bytes(const th_server *s, const char *method, const char *path, const char *token,
+		   const void *body, size_t bodylen, char **out, size_t *outlen);
+
 /* A digest of every row of every table of the server's store: equal digests, same data. */
 void th_db_digest(const th_server *s, char out[65]);
 /* Runs SQL on the server's store (for test set-up the API cannot make, e.g. expired tokens). */
