@@ -27,7 +27,8 @@ enum {
 /* One run of an account command: the parsed command line, then the login. */
 struct acct_call {
 	const char *action;
-	const char *arg; /* the NAME or ID after the action, or NULL */
+	const char *arg;  /* the NAME or ID after the action, or NULL */
+	const char *arg2; /* the word after that (grant NAME GRANT), or NULL */
 	const char *role;
 	unsigned given; /* OPT_* seen on the command line */
 	int64_t uses, ttl;
@@ -114,6 +115,7 @@ static int acct_run(int argc, char **argv, const struct acct_action *actions, si
 	if (words > a->args_max)
 		return cl_args_usage_error("unexpected argument '%s'", argv[optind + a->args_max]);
 	c.arg = words ? argv[optind] : NULL;
+	c.arg2 = words > 1 ? argv[optind + 1] : NULL;
 	for (unsigned bit = 1; bit <= OPT_API; bit <<= 1)
 		if ((c.given & bit) && !(a->opts & bit))
 			return cl_args_usage_error("%s does not go with %s%s", acct_option_name(bit),
@@ -155,6 +157,21 @@ const char *cl_acct_token_state(int revoked, int64_t expires_at, int64_t uses_le
 	return "active";
 }
 
+/* "programs", "-" for none; admins may do everything: "(admin)". */
+static void acct_grants(const json_t *u, char *out, size_t outlen)
+{
+	size_t i, used = 0;
+	const json_t *g;
+	out[0] = '\0';
+	json_array_foreach(json_object_get(u, "grants"), i, g) {
+		if (json_is_string(g) && used < outlen)
+			used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? "," : "",
+						 json_string_value(g));
+	}
+	if (!out[0])
+		snprintf(out, outlen, "%s", strcmp(acct_str(u, "role"), "admin") == 0 ? "(admin)" : "-");
+}
+
 void cl_acct_print_users(FILE *f, const json_t *users)
 {
 	size_t i;
@@ -163,15 +180,16 @@ void cl_acct_print_users(FILE *f, const json_t *users)
 		fprintf(f, "no users\n");
 		return;
 	}
-	fprintf(f, "%5s  %-24s  %-5s  %-8s  %6s  %s\n", "ID", "NAME", "ROLE", "STATE", "JOBS",
-		"CREATED");
+	fprintf(f, "%5s  %-24s  %-5s  %-8s  %6s  %-16s  %s\n", "ID", "NAME", "ROLE", "STATE", "JOBS",
+		"CREATED", "GRANTS");
 	json_array_foreach(users, i, u) {
-		char created[32];
+		char created[32], grants[128];
 		acct_time(acct_int(u, "created_at"), created, sizeof(created));
-		fprintf(f, "%5" JSON_INTEGER_FORMAT "  %-24s  %-5s  %-8s  %6" JSON_INTEGER_FORMAT "  %s\n",
+		acct_grants(u, grants, sizeof(grants));
+		fprintf(f, "%5" JSON_INTEGER_FORMAT "  %-24s  %-5s  %-8s  %6" JSON_INTEGER_FORMAT "  %-16s  %s\n",
 			acct_int(u, "id"), acct_str(u, "username"), acct_str(u, "role"),
 			json_is_true(json_object_get(u, "disabled")) ? "disabled" : "active",
-			acct_int(u, "jobs"), created);
+			acct_int(u, "jobs"), created, grants);
 	}
 }
 
@@ -418,6 +436,39 @@ out:
 	return rc;
 }
 
+/* users grant|revoke NAME GRANT */
+static int users_grant(struct acct_call *c)
+{
+	char path[96];
+	json_t *user = NULL, *body = NULL, *reply = NULL;
+	int rc = CL_EXIT_ERROR, grant = strcmp(c->action, "grant") == 0;
+	size_t len = strlen(c->arg2);
+	if (len < 1 || len > 32 || strspn(c->arg2, "abcdefghijklmnopqrstuvwxyz_") != len)
+		return cl_args_usage_error("'%s' is not a grant (known: programs)", c->arg2);
+	if (acct_connect(c) != 0 || users_find(c, c->arg, &user) != 0)
+		goto out;
+	if (!(body = json_pack("{s:s}", "grant", c->arg2)))
+		goto out;
+	snprintf(path, sizeof(path), "/api/v1/users/%" JSON_INTEGER_FORMAT "/%s", acct_int(user, "id"),
+		 c->action);
+	if (acct_request(c, "POST", path, body, &reply) != 0)
+		goto out;
+	int admin = strcmp(acct_str(user, "role"), "admin") == 0;
+	if (strcmp(c->arg2, "programs") != 0)
+		printf("user %s: %s %s\n", c->arg, c->arg2, grant ? "granted" : "revoked");
+	else if (grant)
+		printf("user %s may now run programs%s\n", c->arg, admin ? " (as an admin it always could)" : "");
+	else
+		printf("user %s may no longer run programs%s\n", c->arg,
+		       admin ? " (but as an admin it still may)" : "");
+	rc = CL_EXIT_OK;
+out:
+	json_decref(user);
+	json_decref(body);
+	json_decref(reply);
+	return rc;
+}
+
 static const struct acct_action users_actions[] = {
 	{"list", 0, 0, OPT_JSON, users_list, NULL},
 	{"add", 1, 1, OPT_ROLE, users_add, "a user NAME"},
@@ -425,6 +476,8 @@ static const struct acct_action users_actions[] = {
 	{"enable", 1, 1, 0, users_set_state, "a user NAME"},
 	{"passwd", 0, 1, 0, users_passwd, NULL},
 	{"remove", 1, 1, OPT_YES, users_remove, "a user NAME"},
+	{"grant", 2, 2, 0, users_grant, "a user NAME and a grant (programs)"},
+	{"revoke", 2, 2, 0, users_grant, "a user NAME and a grant (programs)"},
 };
 
 int cl_acct_users(int argc, char **argv)

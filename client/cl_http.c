@@ -280,6 +280,22 @@ static ts_err http_transport_error(cl_http *h, CURLcode rc, char *msg, size_t ms
 	return TS_ERR_NETWORK;
 }
 
+/* An error answer: the server's own words when it sent the API's error object. */
+static ts_err http_error_reply(cl_http *h, long code, const json_t *parsed, char *msg, size_t msglen)
+{
+	json_t *err = json_object_get(parsed, "error");
+	const char *ecode = json_string_value(json_object_get(err, "code"));
+	const char *emsg = json_string_value(json_object_get(err, "message"));
+	ts_err result = ts_err_from_http((int)code, ecode);
+	if (result == TS_OK) /* a 1xx or 3xx: we follow no redirects */
+		result = TS_ERR_INTERNAL;
+	if (emsg && *emsg)
+		snprintf(msg, msglen, "%s", emsg);
+	else
+		snprintf(msg, msglen, "HTTP %ld from %s (%s)", code, h->url, ts_strerror(result));
+	return result;
+}
+
 ts_err cl_http_request(cl_http *h, const char *method, const char *path, const json_t *body,
 		       int *status, json_t **reply, char *msg, size_t msglen)
 {
@@ -349,17 +365,7 @@ ts_err cl_http_request(cl_http *h, const char *method, const char *path, const j
 		result = TS_OK;
 		goto out;
 	}
-	/* An error: use the server's own words when it sent the API's error object. */
-	json_t *err = json_object_get(parsed, "error");
-	const char *ecode = json_string_value(json_object_get(err, "code"));
-	const char *emsg = json_string_value(json_object_get(err, "message"));
-	result = ts_err_from_http((int)code, ecode);
-	if (result == TS_OK) /* a 1xx or 3xx: we follow no redirects */
-		result = TS_ERR_INTERNAL;
-	if (emsg && *emsg)
-		snprintf(msg, msglen, "%s", emsg);
-	else
-		snprintf(msg, msglen, "HTTP %ld from %s (%s)", code, h->url, ts_strerror(result));
+	result = http_error_reply(h, code, parsed, msg, msglen);
 out:
 	free(text);
 	json_decref(parsed);
@@ -369,4 +375,122 @@ out:
 double cl_http_retry_after(const cl_http *h)
 {
 	return h->retry_after;
+}
+
+/* cl_http_raw's sink: a 2xx body goes to the file as it comes; any other answer is kept in the
+ * buffer (capped) for its error object. */
+struct http_sink {
+	cl_http *h;
+	FILE *out;
+	int failed; /* fwrite failed */
+};
+
+static size_t http_write_sink(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_sink *k = arg;
+	long code = 0;
+	size_t n = size * nmemb;
+	curl_easy_getinfo(k->h->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code < 200 || code >= 300)
+		return http_write(data, size, nmemb, k->h);
+	if (n && fwrite(data, 1, n, k->out) != n) {
+		k->failed = 1;
+		return 0;
+	}
+	return n;
+}
+
+ts_err cl_http_raw(cl_http *h, const char *method, const char *path, const void *body, size_t bodylen,
+		   FILE *sink, int *status, json_t **reply, char *msg, size_t msglen)
+{
+	ts_err result = TS_ERR_NOMEM;
+	char url[CL_HTTP_URL_MAX + 256], dummy[8];
+	struct curl_slist *headers = NULL, *tmp;
+	struct http_sink k = {.h = h, .out = sink};
+	json_t *parsed = NULL;
+	long code = 0;
+	if (!msg) {
+		msg = dummy;
+		msglen = sizeof(dummy);
+	}
+	msg[0] = '\0';
+	if (reply)
+		*reply = NULL;
+	if (status)
+		*status = 0;
+	if (snprintf(url, sizeof(url), "%s%s", h->url, path) >= (int)sizeof(url)) {
+		snprintf(msg, msglen, "request path too long");
+		result = TS_ERR_BAD_REQUEST;
+		goto out;
+	}
+	/* This request's own headers: raw bytes out, whatever comes back. */
+	for (struct curl_slist *l = h->headers; l; l = l->next) {
+		const char *line = l->data;
+		if (strncasecmp(line, "Content-Type:", 13) == 0 || strncasecmp(line, "Accept:", 7) == 0)
+			continue;
+		if (!(tmp = curl_slist_append(headers, line)))
+			goto out;
+		headers = tmp;
+	}
+	if (!(tmp = curl_slist_append(headers, body ? "Content-Type: application/octet-stream"
+						    : "Accept: application/octet-stream, application/json")))
+		goto out;
+	headers = tmp;
+	CURL *c = h->curl;
+	h->len = 0;
+	h->too_large = 0;
+	h->retry_after = 0;
+	h->errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+	}
+	if (strcmp(method, body ? "POST" : "GET") != 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (sink) {
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write_sink);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
+	}
+	CURLcode rc = curl_easy_perform(c);
+	/* Back to the handle's own settings for the next request. */
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+	if (rc == CURLE_WRITE_ERROR && k.failed) {
+		snprintf(msg, msglen, "cannot write the answer of %s: output closed or full", h->url);
+		result = TS_ERR_IO;
+		goto out;
+	}
+	if (rc != CURLE_OK) {
+		result = http_transport_error(h, rc, msg, msglen);
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	if (status)
+		*status = (int)code;
+	parsed = h->len > 0 ? json_loadb(h->buf, h->len, 0, NULL) : json_null();
+	if (code >= 200 && code < 300) {
+		if (!sink && !parsed) {
+			snprintf(msg, msglen, "the reply of %s is not JSON (HTTP %ld)", h->url, code);
+			result = TS_ERR_INTERNAL;
+			goto out;
+		}
+		if (reply && !sink) {
+			*reply = parsed;
+			parsed = NULL;
+		}
+		result = TS_OK;
+		goto out;
+	}
+	result = http_error_reply(h, code, parsed, msg, msglen);
+out:
+	curl_slist_free_all(headers);
+	json_decref(parsed);
+	return result;
 }

@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -55,6 +56,14 @@ void cl_http_set_abort(cl_http *h, const volatile sig_atomic_t *flag);
  * HTTP status and API code (ts_err_from_http). reply, status and msg may be NULL. */
 ts_err cl_http_request(cl_http *h, const char *method, const char *path, const json_t *body,
 		       int *status, json_t **reply, char *msg, size_t msglen);
+
+/* Raw bytes either way (users' files and programs' outputs). With body (bodylen bytes, sent as
+ * application/octet-stream; method PUT or POST) the 2xx answer is parsed as JSON into *reply,
+ * as cl_http_request does. With sink, a 2xx answer's body is written to sink as it arrives (any
+ * size; nothing is written for an error answer) and *reply stays NULL. Errors as
+ * cl_http_request, plus TS_ERR_IO when sink cannot be written. */
+ts_err cl_http_raw(cl_http *h, const char *method, const char *path, const void *body, size_t bodylen,
+		   FILE *sink, int *status, json_t **reply, char *msg, size_t msglen);
 
 /* The Retry-After (seconds) of the last request's answer, 0 when it had none. */
 double cl_http_retry_after(const cl_http *h);

@@ -73,6 +73,54 @@ static double job_space(const json_t *job)
 	return 0;
 }
 
+/* A program job's result (docs/PROGRAMS-API.md): one unit's status and sizes, or the combined
+ * value of a split job; the output itself is `tessera output ID`'s. */
+static void job_print_program(FILE *f, const json_t *job, const json_t *result)
+{
+	char shown[512];
+	json_int_t id = job_int(job, "id");
+	const char *combine = job_str(result, "combine", NULL);
+	if (json_is_string(json_object_get(result, "status"))) {
+		fprintf(f, "status: %s   stdout: %" JSON_INTEGER_FORMAT " bytes   stderr: %" JSON_INTEGER_FORMAT
+			   " bytes\n",
+			ts_escape_ctrl(job_str(result, "status", "?"), shown, sizeof(shown)),
+			job_int(result, "stdout_bytes"), job_int(result, "stderr_bytes"));
+		fprintf(f, "output: tessera output %" JSON_INTEGER_FORMAT " (stderr: tessera output %"
+			   JSON_INTEGER_FORMAT " --unit 0 --stderr)\n", id, id);
+	} else if (combine && strcmp(combine, "concat") == 0) {
+		fprintf(f, "concat of %" JSON_INTEGER_FORMAT " units: %" JSON_INTEGER_FORMAT " bytes\n",
+			job_int(result, "units"), job_int(result, "bytes"));
+		fprintf(f, "output: tessera output %" JSON_INTEGER_FORMAT "\n", id);
+	} else if (combine) {
+		char *value = json_dumps(json_object_get(result, "value"), JSON_COMPACT | JSON_ENCODE_ANY);
+		fprintf(f, "%s of %" JSON_INTEGER_FORMAT " units: %s\n",
+			ts_escape_ctrl(combine, shown, sizeof(shown)), job_int(result, "units"),
+			value ? value : "?");
+		free(value);
+	} else {
+		char *text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		fprintf(f, "result: %s\n", text ? text : "?");
+		free(text);
+	}
+}
+
+/* "pi.py, 3 processes, args [\"10\"], 100 units of 1e6" for `tessera status`. */
+static void job_program_params(const json_t *params, char *out, size_t outlen)
+{
+	const json_t *main_file = json_object_get(params, "main");
+	char *args = json_dumps(json_object_get(params, "args"), JSON_COMPACT | JSON_ENCODE_ANY);
+	char name[256];
+	size_t nfiles = json_array_size(json_object_get(params, "files"));
+	ts_escape_ctrl(job_str(main_file, "name", "?"), name, sizeof(name));
+	snprintf(out, outlen, "%s, %" JSON_INTEGER_FORMAT " process%s, %zu more file%s, time %" JSON_INTEGER_FORMAT
+			      " s, memory %" JSON_INTEGER_FORMAT " MB, args %s",
+		 name, job_int(params, "np") ? job_int(params, "np") : 1,
+		 job_int(params, "np") > 1 ? "es" : "", nfiles, nfiles == 1 ? "" : "s",
+		 job_int(params, "time_s") ? job_int(params, "time_s") : 600,
+		 job_int(params, "memory_mb") ? job_int(params, "memory_mb") : 1024, args ? args : "[]");
+	free(args);
+}
+
 void cl_job_print_result(FILE *f, const json_t *job, double observed_s, int watched_start)
 {
 	const json_t *result = json_object_get(job, "result");
@@ -88,6 +136,8 @@ void cl_job_print_result(FILE *f, const json_t *job, double observed_s, int watc
 		fprintf(f, "pi ≈ %.10f  (error vs π: %+.1e, stderr %.1e)\n", est, est - M_PI, stderr_v);
 		fprintf(f, "samples: %" JSON_INTEGER_FORMAT "  hits: %" JSON_INTEGER_FORMAT "\n",
 			job_int(result, "samples"), job_int(result, "hits"));
+	} else if (strcmp(kernel, "program") == 0 && json_is_object(result)) {
+		job_print_program(f, job, result);
 	} else {
 		char *text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
 		fprintf(f, "result: %s\n", text ? text : "?");
@@ -133,7 +183,12 @@ void cl_job_print_summary(FILE *f, const json_t *job)
 	const json_t *units = json_object_get(job, "units");
 	const char *state = job_str(job, "state", "?");
 	char *params = json_dumps(json_object_get(job, "params"), JSON_COMPACT | JSON_ENCODE_ANY);
-	char created[32];
+	char created[32], program[1024];
+	if (strcmp(job_str(job, "kernel", "?"), "program") == 0 && params) {
+		job_program_params(json_object_get(job, "params"), program, sizeof(program));
+		free(params);
+		params = strdup(program);
+	}
 	job_time(job_int(job, "created_at"), created, sizeof(created));
 	fprintf(f, "job %" JSON_INTEGER_FORMAT ": %s\n", job_int(job, "id"), state);
 	fprintf(f, "kernel: %s %s\n", job_str(job, "kernel", "?"), params ? params : "");

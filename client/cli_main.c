@@ -15,14 +15,15 @@
 #include "cl_cli.h"
 #include "cl_http.h"
 #include "cl_job.h"
+#include "cl_prog.h"
 #include "cl_state.h"
+#include "cl_submit.h"
+#include "cl_watch.h"
 #include "ts_token.h"
 #include "ts_util.h"
 
 #define CONFIG_ENV CL_CLI_CONFIG_ENV
 #define CONFIG_HOME CL_CLI_CONFIG_HOME
-#define WAIT_POLL_S 0.5
-#define WAIT_LOG_EVERY_S 5.0 /* progress lines when stderr is not a terminal */
 
 static volatile sig_atomic_t interrupted;
 
@@ -253,140 +254,6 @@ out:
 	return rc;
 }
 
-enum { O_SAMPLES = 1, O_SEED, O_FROM, O_TO, O_UNITS, O_UNIT_SIZE, O_REPL, O_QUORUM, O_DEADLINE, O_ADAPTIVE };
-#define OPT_BIT(o) (1u << (o))
-
-/* Kernel names users may type, the kernel each one means, and its parameter options. */
-static const struct {
-	const char *alias, *kernel;
-	unsigned allowed, required; /* OPT_BIT()s of parameter options */
-} submit_kernels[] = {
-	{"pi", "montecarlo_pi", OPT_BIT(O_SAMPLES) | OPT_BIT(O_SEED), OPT_BIT(O_SAMPLES)},
-	{"montecarlo_pi", "montecarlo_pi", OPT_BIT(O_SAMPLES) | OPT_BIT(O_SEED), OPT_BIT(O_SAMPLES)},
-	{"primes", "prime_count", OPT_BIT(O_FROM) | OPT_BIT(O_TO), OPT_BIT(O_FROM) | OPT_BIT(O_TO)},
-	{"prime_count", "prime_count", OPT_BIT(O_FROM) | OPT_BIT(O_TO), OPT_BIT(O_FROM) | OPT_BIT(O_TO)},
-	{"collatz", "collatz", OPT_BIT(O_FROM) | OPT_BIT(O_TO), OPT_BIT(O_FROM) | OPT_BIT(O_TO)},
-};
-
-static int cmd_submit(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"samples", required_argument, NULL, O_SAMPLES},
-		{"seed", required_argument, NULL, O_SEED},
-		{"from", required_argument, NULL, O_FROM},
-		{"to", required_argument, NULL, O_TO},
-		{"units", required_argument, NULL, O_UNITS},
-		{"unit-size", required_argument, NULL, O_UNIT_SIZE},
-		{"replication", required_argument, NULL, O_REPL},
-		{"quorum", required_argument, NULL, O_QUORUM},
-		{"deadline", required_argument, NULL, O_DEADLINE},
-		{"adaptive", no_argument, NULL, O_ADAPTIVE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	/* Option -> JSON member; only the options given are sent, so the server's defaults hold. */
-	static const struct {
-		int opt;
-		const char *option, *key;
-		int in_params;
-		uint64_t min, max;
-	} fields[] = {
-		{O_SAMPLES, "samples", "samples", 1, 1, 1000000000000000000ULL},
-		{O_SEED, "seed", "seed", 1, 0, INT64_MAX},
-		{O_FROM, "from", "from", 1, 0, INT64_MAX},
-		{O_TO, "to", "to", 1, 1, INT64_MAX},
-		{O_UNITS, "units", "units", 0, 1, INT64_MAX},
-		{O_UNIT_SIZE, "unit-size", "unit_size", 0, 1, INT64_MAX},
-		{O_REPL, "replication", "replication", 0, 1, INT64_MAX},
-		{O_QUORUM, "quorum", "quorum", 0, 1, INT64_MAX},
-		{O_DEADLINE, "deadline", "deadline_s", 0, 1, INT64_MAX},
-	};
-	int opt, rc = CL_EXIT_ERROR, given_units = 0, given_size = 0;
-	unsigned given = 0;
-	cl_state_config cfg;
-	cl_http *http = NULL;
-	json_t *body = json_object(), *params = json_object(), *reply = NULL;
-	const char *kernel = NULL;
-	if (!body || !params)
-		goto out;
-	CL_ARGS_FOREACH_OPT(argc, argv, "h", opts, opt) {
-		if (opt == 'h') {
-			rc = cl_args_help();
-			goto out;
-		}
-		if (opt == O_ADAPTIVE) {
-			json_object_set_new(body, "adaptive", json_true());
-			continue;
-		}
-		size_t i;
-		for (i = 0; i < TS_ARRAY_LEN(fields) && fields[i].opt != opt; i++)
-			;
-		if (i == TS_ARRAY_LEN(fields)) {
-			rc = cl_args_usage_bad();
-			goto out;
-		}
-		uint64_t v;
-		if (cl_args_u64(optarg, fields[i].min, fields[i].max, &v) != 0) {
-			rc = cl_args_usage_error(
-				"--%s must be an integer from %llu to %llu (2e10 works), not '%s'",
-				fields[i].option, (unsigned long long)fields[i].min,
-				(unsigned long long)fields[i].max, optarg);
-			goto out;
-		}
-		json_object_set_new(fields[i].in_params ? params : body, fields[i].key,
-				    json_integer((json_int_t)v));
-		given_units |= opt == O_UNITS;
-		given_size |= opt == O_UNIT_SIZE;
-		if (fields[i].in_params)
-			given |= OPT_BIT(opt);
-	}
-	if (argc - optind != 1) {
-		rc = cl_args_usage_error("%s", argc == optind ? "needs a kernel: pi, primes or collatz"
-							     : "too many arguments");
-		goto out;
-	}
-	size_t k;
-	for (k = 0; k < TS_ARRAY_LEN(submit_kernels) && strcmp(argv[optind], submit_kernels[k].alias); k++)
-		;
-	if (k == TS_ARRAY_LEN(submit_kernels)) {
-		rc = cl_args_usage_error("unknown kernel '%s' (known: pi, primes, collatz)", argv[optind]);
-		goto out;
-	}
-	kernel = submit_kernels[k].kernel;
-	for (size_t i = 0; i < TS_ARRAY_LEN(fields); i++) {
-		unsigned bit = OPT_BIT(fields[i].opt);
-		int stray = (given & ~submit_kernels[k].allowed & bit) != 0;
-		int missing = (submit_kernels[k].required & ~given & bit) != 0;
-		if (!fields[i].in_params || (!stray && !missing))
-			continue;
-		rc = cl_args_usage_error("--%s %s for %s", fields[i].option,
-					 given & bit ? "does not apply" : "is required", argv[optind]);
-		goto out;
-	}
-	if (given_units && given_size) {
-		rc = cl_args_usage_error("give --units or --unit-size, not both");
-		goto out;
-	}
-	json_object_set_new(body, "kernel", json_string(kernel));
-	json_object_set(body, "params", params);
-	if (cl_cli_connect(&cfg, &http, &interrupted) != 0 || cl_cli_request(&cfg, http, "POST", "/api/v1/jobs", body,
-							 &reply) != 0)
-		goto out;
-	json_t *id = json_object_get(reply, "id");
-	if (!json_is_integer(id)) {
-		fprintf(stderr, "submit: the server's reply has no job id\n");
-		goto out;
-	}
-	printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
-	rc = CL_EXIT_OK;
-out:
-	json_decref(body);
-	json_decref(params);
-	json_decref(reply);
-	cl_http_close(http);
-	return rc;
-}
-
 /* Parses "ID [--json]" commands (status, cancel). */
 static int parse_id_cmd(int argc, char **argv, int64_t *id, int *as_json)
 {
@@ -423,29 +290,6 @@ out:
 	return rc;
 }
 
-static void on_interrupt(int sig)
-{
-	interrupted = 1;
-}
-
-static void sleep_interruptible(double seconds)
-{
-	double until = ts_mono() + seconds;
-	while (!interrupted) {
-		double left = until - ts_mono();
-		if (left <= 0)
-			break;
-		struct timespec ts = {0, (long)((left > 0.1 ? 0.1 : left) * 1e9)};
-		nanosleep(&ts, NULL);
-	}
-}
-
-static int job_finished(const char *state)
-{
-	return state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
-			 strcmp(state, "cancelled") == 0);
-}
-
 static int cmd_wait(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -453,9 +297,9 @@ static int cmd_wait(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	int64_t id = 0;
-	int as_json = 0, opt, rc = CL_EXIT_ERROR, tty = isatty(STDERR_FILENO), watched_start = 0;
-	double timeout = 0, retry = WAIT_POLL_S, last_line = -1e9;
-	char path[64], msg[CL_HTTP_MSG_MAX], bar[160], last_note[300] = "", shown[4 * CL_HTTP_MSG_MAX];
+	int as_json = 0, opt, rc = CL_EXIT_ERROR;
+	char shown[4 * CL_HTTP_MSG_MAX];
+	cl_watch w = {.style = CL_WATCH_BAR};
 	cl_state_config cfg;
 	cl_http *http = NULL;
 	json_t *job = NULL;
@@ -463,7 +307,7 @@ static int cmd_wait(int argc, char **argv)
 		switch (opt) {
 		case 'j': as_json = 1; break;
 		case 't':
-			if (cl_args_double_opt("--timeout", optarg, 0.1, 1e9, &timeout))
+			if (cl_args_double_opt("--timeout", optarg, 0.1, 1e9, &w.timeout_s))
 				return CL_EXIT_USAGE;
 			break;
 		case 'h': return cl_args_help();
@@ -475,83 +319,15 @@ static int cmd_wait(int argc, char **argv)
 							       : "too many arguments");
 	if (parse_id(argv[optind], &id) != 0)
 		return CL_EXIT_USAGE;
-	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
-	if (cl_cli_connect(&cfg, &http, &interrupted) != 0)
+	const volatile sig_atomic_t *stop = cl_watch_catch_signals();
+	if (cl_cli_connect(&cfg, &http, stop) != 0)
 		goto out;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_interrupt;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	double t0 = ts_mono(), t_done = 0;
-	int first = 1, warned = 0;
-	while (!interrupted) {
-		int status = 0;
-		json_t *next = NULL;
-		double t_req = ts_mono();
-		ts_err e = cl_http_request(http, "GET", path, NULL, &status, &next, msg, sizeof(msg));
-		if (e && !interrupted && (status == 0 || status >= 500 || status == 429)) {
-			/* Transient: the job runs on without us; keep asking, a little slower. */
-			if (!warned++)
-				fprintf(stderr, "%s%s; retrying\n", tty ? "\r\033[K" : "",
-					ts_escape_ctrl(msg, shown, sizeof(shown)));
-			retry = retry * 2 > 5 ? 5 : retry * 2;
-			sleep_interruptible(retry);
-			goto check_timeout;
-		}
-		if (e) {
-			if (interrupted)
-				break;
-			if (tty)
-				fputc('\n', stderr);
-			cl_cli_request_failed(&cfg, status, msg);
-			goto out;
-		}
-		retry = WAIT_POLL_S;
-		warned = 0;
-		json_decref(job);
-		job = next;
-		const char *state = json_string_value(json_object_get(job, "state"));
-		if (first) {
-			json_int_t done = json_integer_value(
-				json_object_get(json_object_get(job, "units"), "done"));
-			watched_start = (state && strcmp(state, "queued") == 0) || done == 0;
-			first = 0;
-		}
-		double now = ts_mono();
-		int finished = job_finished(state);
-		if (finished)
-			t_done = now;
-		cl_job_bar(job, now - t0, bar, sizeof(bar));
-		/* Why the job does not move (too few volunteers for its quorum), once per change. */
-		const char *note = json_string_value(json_object_get(job, "note"));
-		if (note && strcmp(note, last_note) != 0)
-			fprintf(stderr, "%snote: %s\n", tty ? "\r\033[K" : "", note);
-		snprintf(last_note, sizeof(last_note), "%s", note ? note : "");
-		if (tty) {
-			fprintf(stderr, "\r%s\033[K%s", bar, finished ? "\n" : "");
-		} else if (finished || now - last_line >= WAIT_LOG_EVERY_S) {
-			fprintf(stderr, "%s\n", bar);
-			last_line = now;
-		}
-		if (finished)
-			break;
-		sleep_interruptible(WAIT_POLL_S - (ts_mono() - t_req));
-	check_timeout:
-		if (timeout > 0 && ts_mono() - t0 >= timeout) {
-			if (tty)
-				fputc('\n', stderr);
-			fprintf(stderr, "timed out after %.1f s: job %lld is still %s\n", ts_mono() - t0,
-				(long long)id,
-				job ? json_string_value(json_object_get(job, "state")) : "unknown");
-			goto out;
-		}
-	}
-	if (interrupted) {
-		fprintf(stderr, "%sinterrupted: job %lld goes on (tessera wait %lld to watch it)\n",
-			tty ? "\n" : "", (long long)id, (long long)id);
+	int r = cl_watch_job(&w, &cfg, http, id, &job);
+	if (r < 0 || (r > 0 && !*stop))
+		goto out;
+	if (r > 0) {
+		fprintf(stderr, "interrupted: job %lld goes on (tessera wait %lld to watch it)\n",
+			(long long)id, (long long)id);
 		rc = 130;
 		goto out;
 	}
@@ -566,7 +342,7 @@ static int cmd_wait(int argc, char **argv)
 		goto out;
 	}
 	if (!as_json)
-		cl_job_print_result(stdout, job, t_done - t0, watched_start);
+		cl_job_print_result(stdout, job, w.elapsed_s, w.watched_start);
 	rc = CL_EXIT_OK;
 out:
 	json_decref(job);
@@ -766,22 +542,64 @@ static const cl_args_cmd commands[] = {
 	 "\nShows who the stored login is (user, role, id), the server, and when the\n"
 	 "session or API token expires.\n\n"
 	 "  --json   the answer of GET /api/v1/me\n"},
-	{"submit", cmd_submit,
-	 "submit pi --samples N [--seed S] | primes|collatz --from A --to B  [--units K | "
-	 "--unit-size U] [--replication R] [--quorum Q] [--deadline SECONDS] [--adaptive]",
-	 "\nSubmits a job and prints its id: pi (montecarlo_pi) takes --samples and --seed;\n"
-	 "primes (prime_count: primes p with FROM <= p < TO) and collatz (the n in [FROM, TO)\n"
-	 "with the longest total stopping time) take --from and --to.\n"
-	 "Numbers may be written 2e10.\n\n"
-	 "  --samples N       samples to draw (1..1e18)\n"
-	 "  --seed S          random seed (default 0)\n"
-	 "  --from A --to B   the range [A, B) of primes or collatz\n"
+	{"submit", cl_submit_cmd,
+	 "submit KERNEL [--PARAM VALUE]... [--units K | --unit-size U] [--replication R] "
+	 "[--quorum Q] [--deadline SECONDS] [--adaptive] | submit program FILE ...",
+	 "\nSubmits a job and prints its id. The kernels, their aliases and parameters are\n"
+	 "the server's (GET /api/v1/kernels; 'tessera kernels' lists them):\n\n"
+	 "  tessera submit pi --samples 2e10 --seed 1          # montecarlo_pi\n"
+	 "  tessera submit primes --from 0 --to 1e10           # prime_count: FROM <= p < TO\n"
+	 "  tessera submit collatz --from 1 --to 1e7           # longest total stopping time\n"
+	 "  tessera submit program FILE --space S --units K [--combine sum|min|max|concat]\n"
+	 "                 [-n N] [--file EXTRA]... [--time S] [--memory MB] [-- ARGS...]\n\n"
+	 "Numbers may be written 2e10. Options of the job itself:\n"
 	 "  --units K         split into K units, or\n"
 	 "  --unit-size U     U indices per unit (default: the server's)\n"
 	 "  --replication R   copies of each unit computed by distinct nodes (default 1)\n"
 	 "  --quorum Q        matching copies needed (default 1)\n"
-	 "  --deadline S      seconds a node may hold a unit (default 600)\n"
-	 "  --adaptive        trusted nodes get single replicas, with random spot checks\n"},
+	 "  --deadline S      seconds a node may hold a unit (default 600; programs: their\n"
+	 "                    time limit + 300)\n"
+	 "  --adaptive        trusted nodes get single replicas, with random spot checks\n\n"
+	 "A program runs once per unit with TESSERA_UNIT_START, TESSERA_UNIT_COUNT and\n"
+	 "TESSERA_SPACE in its environment; its stdout is the unit's result, combined by\n"
+	 "--combine (concat, the default, joins them in unit order; sum, min and max read\n"
+	 "each as a JSON number or flat object of numbers). Its other options are those of\n"
+	 "'tessera run'; 'tessera output ID' prints the combined output. Against a server\n"
+	 "without GET /api/v1/kernels, pi, primes and collatz are checked as before.\n"},
+	{"kernels", cl_submit_kernels_cmd, "kernels [--json]",
+	 "\nLists the kernels and program kinds the server runs (GET /api/v1/kernels): the\n"
+	 "name to give submit, each parameter's option, type, range, default and help, an\n"
+	 "example, and what the result holds.\n\n"
+	 "  --json   the answer as the API gives it\n"},
+	{"run", cl_prog_run,
+	 "run FILE [-n N] [--file EXTRA]... [--time SECONDS] [--memory MB] "
+	 "[--replication R --quorum Q] [-- ARGS...]",
+	 "\nRuns your program on the grid: uploads FILE (and the extra files), submits a\n"
+	 "one-unit program job, shows its state on stderr while it is queued and running,\n"
+	 "then prints the program's stdout on stdout and its stderr on stderr, and exits\n"
+	 "with its exit status. FILE ends in .py (python3, mpi4py available), .c (compiled\n"
+	 "on the node with mpicc) or .sh (sh). Needs the 'programs' grant (an admin gives\n"
+	 "it: tessera users grant NAME programs); admins may always.\n\n"
+	 "  -n N              MPI processes on one node (default 1)\n"
+	 "  --file EXTRA      another file for the program's work directory (repeatable)\n"
+	 "  --time SECONDS    wall-time limit (default 600; CPU limit N x SECONDS)\n"
+	 "  --memory MB       address space per process (default 1024)\n"
+	 "  --replication R --quorum Q   run R copies on distinct nodes; Q must agree\n"
+	 "  -- ARGS...        the program's arguments\n\n"
+	 "Limits: a file 8 MiB, 16 files and 16 MiB per job, 64 arguments of 4096 bytes.\n"
+	 "Exit status: the program's own (0 for ok); 124 killed at its time or CPU limit;\n"
+	 "137 killed for memory; 128+N killed by signal N; 126 compile error (the\n"
+	 "compiler's message is on stderr); 125 tessera itself failed (a usage error, a\n"
+	 "file, refused, unreachable, the job cancelled); 130 interrupted. Ctrl-C leaves the\n"
+	 "job running and says how to follow it (tessera status ID, tessera output ID\n"
+	 "--unit 0) or stop it (tessera cancel ID).\n"},
+	{"output", cl_prog_output, "output ID [--unit SEQ [--stderr]]",
+	 "\nPrints a program job's output, raw, on stdout: the combined output of a done job\n"
+	 "(its units' stdout in unit order, or for --combine sum|min|max the value as\n"
+	 "JSON), or with --unit one unit's stdout (--stderr: its stderr), which a failed\n"
+	 "job keeps for the unit that failed it.\n\n"
+	 "  --unit SEQ   one unit's stream (0 for a run)\n"
+	 "  --stderr     that unit's stderr instead of its stdout\n"},
 	{"status", cmd_status, "status ID [--json]",
 	 "\nShows a job's state, progress and result.\n\n"
 	 "  --json   the job as the API returns it\n"},
@@ -810,11 +628,11 @@ static const cl_args_cmd commands[] = {
 	 "  --json   lists as the API returns them\n"},
 	{"users", cl_acct_users,
 	 "users list [--json] | add NAME [--role user|admin] | disable|enable NAME | "
-	 "passwd [NAME] | remove NAME [--yes]",
+	 "passwd [NAME] | remove NAME [--yes] | grant|revoke NAME programs",
 	 "\nManages accounts (admins only, except passwd for yourself). New passwords come\n"
 	 "from $" CL_CLI_NEW_PASSWORD_ENV " or are asked twice on the terminal, never\n"
 	 "on the command line; they have 8 to 1023 characters.\n\n"
-	 "  users list          every user: id, role, state, jobs\n"
+	 "  users list          every user: id, role, state, jobs, grants\n"
 	 "  users add NAME      a new account; --role admin for an admin (default user)\n"
 	 "  users disable NAME  refuses its logins and tokens at once\n"
 	 "  users enable NAME   lets it in again\n"
@@ -824,7 +642,10 @@ static const cl_args_cmd commands[] = {
 	 "                      on the terminal. Not with an API token's login\n"
 	 "  users remove NAME   deletes the account: its tokens are revoked and its open\n"
 	 "                      jobs cancelled. Asks first; --yes does not (needed when\n"
-	 "                      stdin is not a terminal)\n"},
+	 "                      stdin is not a terminal)\n"
+	 "  users grant NAME programs   lets NAME run its own programs (tessera run);\n"
+	 "                      admins may always\n"
+	 "  users revoke NAME programs  takes that back\n"},
 	{"nodes", cmd_nodes, "nodes [--json] | nodes disable|enable ID | nodes disable --token ID",
 	 "\nLists the enrolled nodes with their state (online, lost, disabled),\n"
 	 "reliability, units done and the enrollment token each came with (its\n"

@@ -34,7 +34,8 @@ export function onUnauthorized(fn) { unauthorizedHandler = fn; }
 
 // Counts and ranges may pass 2^53 (samples go to 10^18, collatz ranges to 2^63): keep those
 // exact as BigInt.
-const BIG_KEYS = new Set(['samples', 'seed', 'hits', 'from', 'to', 'count', 'n']);
+// min, max and default describe such parameters (GET /kernels); value is a program's summed result.
+const BIG_KEYS = new Set(['samples', 'seed', 'hits', 'from', 'to', 'count', 'n', 'min', 'max', 'default', 'value', 'space']);
 function reviver(key, value, context) {
   if (typeof value === 'number' && !Number.isSafeInteger(value) && BIG_KEYS.has(key) &&
       context && /^\d+$/.test(context.source)) {
@@ -90,3 +91,40 @@ export async function api(method, path, body) {
 export const get = (path) => api('GET', path);
 export const post = (path, body) => api('POST', path, body === undefined ? {} : body);
 export const del = (path) => api('DELETE', path);
+
+// Raw bytes either way, with the same token and errors: users' files (PUT /files answers JSON)
+// and programs' outputs (GET /jobs/{id}/output answers the bytes; an error is JSON).
+async function raw(method, path, body) {
+  const headers = {};
+  const token = session.token;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/octet-stream';
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, {
+      method, headers, body, cache: 'no-store', credentials: 'omit', redirect: 'error',
+    });
+  } catch (e) {
+    throw new ApiError(0, 'network', e.message || String(e));
+  }
+  if (!res.ok) {
+    let err = {};
+    try { err = (JSON.parse(await res.text()) || {}).error || {}; } catch { err = {}; }
+    const e = new ApiError(res.status, err.code || `http_${res.status}`,
+      err.message || res.statusText || 'no message');
+    if (res.status === 401 && token && unauthorizedHandler) unauthorizedHandler(e);
+    throw e;
+  }
+  return res;
+}
+
+// Uploads a file's bytes (a File or Blob); resolves to {sha256, size}.
+export async function putFile(blob) {
+  const res = await raw('PUT', '/files', blob);
+  return JSON.parse(await res.text());
+}
+
+// The raw answer of a GET as a Blob.
+export async function getBlob(path) {
+  return (await raw('GET', path)).blob();
+}

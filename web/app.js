@@ -9,6 +9,7 @@ import overviewPage from './page-overview.js';
 import { jobsPage } from './page-jobs.js';
 import jobPage from './page-job.js';
 import submitPage from './page-submit.js';
+import runPage from './page-run.js';
 import nodesPage from './page-nodes.js';
 import tokensPage from './page-tokens.js';
 import usersPage from './page-users.js';
@@ -19,6 +20,7 @@ const routes = [
   { re: /^\/jobs$/, page: jobsPage, nav: 'jobs' },
   { re: /^\/jobs\/(\d+)$/, page: jobPage, nav: 'jobs' },
   { re: /^\/submit$/, page: submitPage, nav: 'submit' },
+  { re: /^\/run$/, page: runPage, nav: 'run' },
   { re: /^\/nodes$/, page: nodesPage, nav: 'nodes' },
   { re: /^\/tokens$/, page: tokensPage, nav: 'tokens' },
   { re: /^\/users$/, page: usersPage, nav: 'users' },

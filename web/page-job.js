@@ -1,10 +1,12 @@
 // Job detail: live progress, progress over time, units by node, and the result; for Monte Carlo
-// Pi the estimate, its error against π and a convergence plot of the estimate against samples.
+// Pi the estimate, its error against π and a convergence plot of the estimate against samples;
+// for programs their output and exit status (job-program.js).
 import { get } from './api.js';
 import { h, fill, setText, si, int, percent, duration, datetime, progressBar, badge, setBadge } from './dom.js';
 import { pageHeader, errorBox } from './ui.js';
 import { chart, drawChart } from './plot.js';
 import { ACTIVE, paramsText, cancelJob } from './page-jobs.js';
+import { programView } from './job-program.js';
 
 const DIGITS = 12; // decimals of the π estimate shown
 
@@ -55,6 +57,7 @@ export default {
     const barText = h('p.muted#job-progress-text');
     const facts = h('dl.facts#job-facts');
     const failure = errorBox();
+    failure.id = 'job-error';
     // Why an open job does not move (too few distinct volunteers for its quorum), in words.
     const note = h('div.box.notice#job-note', { role: 'status', hidden: true });
     const result = h('div#job-result');
@@ -68,6 +71,9 @@ export default {
     const byNode = h('div.by-node#job-nodes');
     const dd = {};
 
+    const timeCard = h('section.card', h('h2', 'Progress over time'), timeChart);
+    let program = null; // the program view, for program jobs
+
     // Shown once the job has been read (a missing job shows only the server's 404).
     const body = h('div', { hidden: true },
       h('section.card', bar, barText),
@@ -75,8 +81,7 @@ export default {
       failure,
       h('div#job-result-card', result),
       convCard,
-      h('div.cols',
-        h('section.card', h('h2', 'Progress over time'), timeChart),
+      h('div.cols', timeCard,
         h('section.card', h('h2', 'Units by node'), byNode)),
       h('section.card', h('h2', 'Details'), facts));
     const el = h('div.job', pageHeader(h('span', `Job #${id} `, stateBadge), cancel), body);
@@ -238,10 +243,21 @@ export default {
       setText(note, job.note || '');
       failure.show(job.error ? { words: `The job ${job.state === 'failed' ? 'failed' : 'stopped'}: ${job.error}` } : null);
       drawFacts();
-      drawResult();
       drawNodes();
-      await loadUnits();
-      drawCharts();
+      if (job.kernel === 'program') {
+        // Its stdout, stderr and exit status instead of a kernel's result and charts.
+        if (!program) {
+          program = programView(id);
+          failure.after(program.el);
+          timeCard.hidden = true;
+          convCard.hidden = true;
+        }
+        await program.update(job);
+      } else {
+        drawResult();
+        await loadUnits();
+        drawCharts();
+      }
       view.interval = ACTIVE.has(job.state) ? 1000 : 5000; // a finished job changes no more
     }
     const view = { el, refresh, interval: 1000 };

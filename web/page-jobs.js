@@ -9,6 +9,11 @@ export const ACTIVE = new Set(['queued', 'running']);
 export function paramsText(job) {
   const p = job.params || {};
   if (job.kernel === 'montecarlo_pi') return `${si(p.samples)} samples · seed ${p.seed ?? 0}`;
+  if (job.kernel === 'program') {
+    const units = (job.units && job.units.total) || 1;
+    return [p.main && p.main.name, `${p.np || 1} process${(p.np || 1) > 1 ? 'es' : ''}`,
+      units > 1 ? `${units} units · ${p.combine || 'concat'}` : null].filter(Boolean).join(' · ');
+  }
   if (p.from !== undefined && p.to !== undefined) return `[${si(p.from)}, ${si(p.to)})`;
   return Object.entries(p).map(([k, v]) => `${k} ${v}`).join(' · ');
 }

@@ -1,8 +1,10 @@
-// Submit: a kernel, its parameters and the job's options, checked here with the server's own
-// rules (docs/API.md) and again by the server, whose error is shown in words.
+// Submit: a kernel, its parameters and the job's options. The kernels, their fields and their
+// checks are the server's own description (GET /api/v1/kernels); the server checks again, and
+// its error is shown in words. Programs have their own page (page-run.js).
 import { get, post } from './api.js';
 import { h, setText, si, int, duration } from './dom.js';
 import { pageHeader, errorBox, field, toast } from './ui.js';
+import { loadKinds, takesFiles, bigBound, rangeWords, labelOf } from './kinds.js';
 
 // "2e8", "200_000_000", "200 000 000", "2×10^8", "1.5e9" -> BigInt; anything else -> null.
 export function parseCount(text) {
@@ -21,42 +23,6 @@ export function parseCount(text) {
   return BigInt(m[1] + frac) * 10n ** BigInt(exp);
 }
 
-// Parameters of each kernel, with the server's limits (kernels/kern_*.c). space(params) is the
-// size of the job's index space; check(params) catches what spans two fields.
-const KERNELS = {
-  montecarlo_pi: {
-    label: 'Monte Carlo π (montecarlo_pi)',
-    params: [
-      { name: 'samples', label: 'Samples', min: 1n, max: 10n ** 18n, value: '1e9',
-        help: 'Points drawn, 1 to 10^18 (write 2e8 or 200_000_000).' },
-      { name: 'seed', label: 'Seed', min: 0n, max: 2n ** 63n - 1n, value: '1',
-        help: 'The same seed gives the same answer, bit for bit.' },
-    ],
-    space: (p) => p.samples,
-    unit: 'samples',
-  },
-  prime_count: {
-    label: 'Count primes (prime_count)',
-    params: [
-      { name: 'from', label: 'From', min: 0n, max: 10n ** 14n, value: '0', help: 'First number of the range.' },
-      { name: 'to', label: 'To', min: 1n, max: 10n ** 14n, value: '1e9', help: 'End of the range (not included), at most 10^14.' },
-    ],
-    space: (p) => p.to - p.from,
-    check: (p) => (p.to <= p.from ? ['to', 'Must be above From.'] : null),
-    unit: 'numbers',
-  },
-  collatz: {
-    label: 'Longest Collatz chain (collatz)',
-    params: [
-      { name: 'from', label: 'From', min: 1n, max: 2n ** 63n - 2n, value: '1', help: 'First number of the range, at least 1.' },
-      { name: 'to', label: 'To', min: 2n, max: 2n ** 63n - 1n, value: '1e7', help: 'End of the range (not included).' },
-    ],
-    space: (p) => p.to - p.from,
-    check: (p) => (p.to <= p.from ? ['to', 'Must be above From.'] : null),
-    unit: 'numbers',
-  },
-};
-
 const OPTIONS = [
   { name: 'units', label: 'Units', min: 1n, max: 1000000n, value: '', optional: true,
     help: 'How many work units, 1 to 10^6 (empty: the kernel’s default size).' },
@@ -68,51 +34,99 @@ const OPTIONS = [
     help: 'Seconds a node has for a unit before it is reissued, 2 to 604800.' },
 ];
 
-function numberInput(spec) {
-  return h('input', { id: `submit-${spec.name}`, name: spec.name, value: spec.value, inputmode: 'numeric', autocomplete: 'off', spellcheck: 'false' });
+// A field spec from a parameter of GET /kernels: its input, how its text is read and checked.
+function specOf(kind, p) {
+  const ex = kind.example && kind.example[p.name] !== undefined ? kind.example[p.name] : p.default;
+  const range = rangeWords(p);
+  const help = [p.help ? `${p.help.charAt(0).toUpperCase()}${p.help.slice(1)}` : '',
+    range ? `${range}` : '', p.default !== undefined && p.default !== null ? `default ${p.default}` : '']
+    .filter(Boolean).join('; ');
+  return {
+    name: p.name, label: labelOf(p.name), type: p.type, choices: p.choices || [],
+    min: p.type === 'integer' ? bigBound(p.min) : p.min, max: p.type === 'integer' ? bigBound(p.max) : p.max,
+    value: ex === undefined || ex === null ? '' : String(ex), optional: !p.required,
+    help: help ? `${help}.` : '',
+  };
+}
+
+function inputOf(spec) {
+  if (spec.type === 'choice') {
+    return h('select', { id: `submit-${spec.name}`, name: spec.name },
+      spec.choices.map((c) => h('option', { value: c, selected: String(c) === spec.value }, c)));
+  }
+  const numeric = spec.type === 'integer' || spec.type === undefined;
+  return h('input', { id: `submit-${spec.name}`, name: spec.name, value: spec.value, inputmode: numeric ? 'numeric' : 'text', autocomplete: 'off', spellcheck: 'false' });
+}
+
+// Reads one field: [value or null, error message or null].
+function readField(spec, text) {
+  text = text.trim();
+  if (text === '') return [null, spec.optional ? null : 'Required.'];
+  if (spec.type === 'number') {
+    const v = Number(text);
+    if (!Number.isFinite(v)) return [null, 'A number, please.'];
+    if ((spec.min !== undefined && spec.min !== null && v < Number(spec.min)) || (spec.max !== undefined && spec.max !== null && v > Number(spec.max))) {
+      return [null, `From ${spec.min} to ${spec.max}.`];
+    }
+    return [v, null];
+  }
+  if (spec.type === 'string' || spec.type === 'choice') return [text, null];
+  if (spec.type === 'strings') return [text.split('\n').map((x) => x.trim()).filter(Boolean), null];
+  const v = parseCount(text);
+  if (v === null) return [null, 'A whole number, please.'];
+  if ((spec.min !== null && spec.min !== undefined && v < spec.min) || (spec.max !== null && spec.max !== undefined && v > spec.max)) {
+    const lo = spec.min ?? '…', hi = spec.max ?? '…';
+    return [null, `From ${int(lo)} to ${int(hi)}.`];
+  }
+  return [v, null];
+}
+
+// The size of the job's index space, where the parameters say it (for the preview).
+function spaceOf(params) {
+  if (typeof params.samples === 'bigint') return [params.samples, 'samples'];
+  if (typeof params.from === 'bigint' && typeof params.to === 'bigint') return [params.to - params.from, 'numbers'];
+  if (typeof params.space === 'bigint') return [params.space, 'indices'];
+  return [null, 'indices'];
 }
 
 export default {
   title: 'Submit',
   render(ctx) {
-    const kernel = h('select#submit-kernel', { name: 'kernel' },
-      Object.entries(KERNELS).map(([name, k]) => h('option', { value: name }, k.label)));
+    const kernel = h('select#submit-kernel', { name: 'kernel' });
     const paramBox = h('div.form-grid');
-    const optionInputs = OPTIONS.map((o) => ({ spec: o, input: numberInput(o) }));
+    const optionInputs = OPTIONS.map((o) => ({ spec: o, input: inputOf(o) }));
     optionInputs.forEach((o) => { o.field = field(o.spec.label, o.input, o.spec.help); });
     const adaptive = h('input#submit-adaptive', { type: 'checkbox', name: 'adaptive' });
     const preview = h('p.muted#submit-preview');
+    const about = h('p.muted#submit-about');
     const serverError = errorBox();
     serverError.id = 'submit-error';
     const button = h('button#submit-button', { type: 'submit' }, 'Submit job');
-    let paramInputs = [];
+    let kinds = [], paramInputs = [];
     let rate = 0;
 
+    const kindOf = () => kinds.find((k) => k.name === kernel.value);
+
     function showParams() {
-      const k = KERNELS[kernel.value];
-      paramInputs = k.params.map((p) => {
-        const input = numberInput(p);
-        return { spec: p, input, field: field(p.label, input, p.help) };
+      const k = kindOf();
+      if (!k) return;
+      paramInputs = (k.params || []).map((p) => {
+        const spec = specOf(k, p);
+        const input = inputOf(spec);
+        return { spec, input, field: field(spec.label, input, spec.help) };
       });
       paramBox.replaceChildren(...paramInputs.map((p) => p.field));
       for (const p of paramInputs) p.input.addEventListener('input', onInput);
+      setText(about, k.result ? `Result: ${k.result}.` : '');
       onInput();
     }
 
     // Checks every field; returns the request body, or null after marking the fields in error.
     function collect(mark) {
       const body = { kernel: kernel.value, params: {} };
-      let ok = true;
+      let ok = !!kindOf();
       const take = (p) => {
-        const text = p.input.value.trim();
-        let msg = null, v = null;
-        if (text === '') {
-          if (!p.spec.optional) msg = 'Required.';
-        } else {
-          v = parseCount(text);
-          if (v === null) msg = 'A whole number, please.';
-          else if (v < p.spec.min || v > p.spec.max) msg = `From ${int(p.spec.min)} to ${int(p.spec.max)}.`;
-        }
+        const [v, msg] = readField(p.spec, p.input.value);
         if (mark) p.field.error(msg);
         if (msg) ok = false;
         return msg ? null : v;
@@ -120,11 +134,6 @@ export default {
       for (const p of paramInputs) {
         const v = take(p);
         if (v !== null) body.params[p.spec.name] = v;
-      }
-      const cross = ok && KERNELS[kernel.value].check && KERNELS[kernel.value].check(body.params);
-      if (cross) {
-        if (mark) paramInputs.find((p) => p.spec.name === cross[0]).field.error(cross[1]);
-        ok = false;
       }
       for (const o of optionInputs) {
         const v = take(o);
@@ -140,16 +149,16 @@ export default {
 
     function onInput() {
       const body = collect(false);
-      const k = KERNELS[kernel.value];
       if (!body) { setText(preview, ''); return; }
-      const space = k.space(body.params);
+      const [space, noun] = spaceOf(body.params);
+      if (space === null || space <= 0n) { setText(preview, ''); return; }
       const rep = body.replication || 1;
       const work = Number(space) * rep;
       const eta = rate > 0 ? `; at the grid's current ${si(rate)}/s, about ${duration(work / rate)}` : '';
-      let split = `${si(space)} ${k.unit} in units of the kernel's default size`;
+      let split = `${si(space)} ${noun} in units of the kernel's default size`;
       if (body.units) {
         const n = BigInt(body.units) > space ? space : BigInt(body.units);
-        split = `${int(n)} units of about ${si((space + n - 1n) / n)} ${k.unit}`;
+        split = `${int(n)} units of about ${si((space + n - 1n) / n)} ${noun}`;
       }
       setText(preview, `${split}, ${rep}× replicated${eta}.`);
     }
@@ -179,19 +188,25 @@ export default {
     kernel.addEventListener('change', showParams);
     for (const o of optionInputs) o.input.addEventListener('input', onInput);
     adaptive.addEventListener('change', onInput);
-    showParams();
 
     const form = h('form.card#submit-form', { onsubmit: submit, novalidate: true },
       h('label.field', h('span.field-label', 'Kernel'), kernel),
+      about,
       paramBox,
       h('h2', 'Options'),
       h('div.form-grid', optionInputs.map((o) => o.field)),
       h('label.check', adaptive, ' Adaptive replication (trusted nodes get single replicas, with spot checks)'),
       preview, serverError,
       h('div.actions', button));
-    const el = h('div', pageHeader('Submit a job'), form);
+    const el = h('div', pageHeader('Submit a job', h('a.button.secondary#submit-run-link', { href: '#/run' }, 'Run your own program')), form);
 
     async function refresh() {
+      if (!kinds.length) {
+        // The kernels are the server's: the list and the fields follow its description.
+        kinds = (await loadKinds()).filter((k) => !takesFiles(k));
+        kernel.replaceChildren(...kinds.map((k) => h('option', { value: k.name }, k.title ? `${k.title} (${k.name})` : k.name)));
+        showParams();
+      }
       const st = await get('/stats');
       rate = Number(st.rate && st.rate.indices_per_s) || 0;
       onInput();

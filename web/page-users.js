@@ -1,4 +1,5 @@
-// Users (admin): add, disable and enable, reset a password, delete.
+// Users (admin): add, disable and enable, allow programs (the programs grant), reset a
+// password, delete.
 import { get, post, del } from './api.js';
 import { h, setText, int, syncList, timeAgo, badge, setBadge } from './dom.js';
 import { pageHeader, table, row, empty, busy, confirmAction, dialog, toast, field, errorBox } from './ui.js';
@@ -7,7 +8,7 @@ const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 const COLUMNS = [
   { label: 'User' }, { label: 'Role' }, { label: 'Jobs' }, { label: 'Created' }, { label: 'State' },
-  { label: '', cls: 'actions-cell' },
+  { label: 'Programs' }, { label: '', cls: 'actions-cell' },
 ];
 
 function checkPassword(v) {
@@ -94,7 +95,17 @@ export default {
           ctx.refresh();
         }
       });
-      c[5].append(toggle, reset, remove);
+      const grant = h('button.small.secondary.grant', { type: 'button' });
+      grant.addEventListener('click', async () => {
+        const u = tr.user;
+        const giving = !(u.grants || []).includes('programs');
+        if (!giving && !await confirmAction(`Stop ${u.username} running programs?`, 'They can no longer upload files or submit programs.', 'Revoke', false)) return;
+        if (await busy(grant, () => post(`/users/${u.id}/${giving ? 'grant' : 'revoke'}`, { grant: 'programs' }))) {
+          toast(giving ? `${u.username} may now run programs.` : `${u.username} may no longer run programs.`);
+          ctx.refresh();
+        }
+      });
+      c[6].append(grant, toggle, reset, remove);
       return tr;
     }
 
@@ -110,7 +121,13 @@ export default {
       timeAgo(c[3].firstChild, u.created_at);
       setBadge(c[4].firstChild, state);
       const self = ctx.me && u.id === ctx.me.id;
-      const [toggle, , remove] = c[5].children;
+      // Admins may always run programs; users only with the grant.
+      const allowed = (u.grants || []).includes('programs');
+      tr.dataset.programs = u.role === 'admin' ? 'admin' : allowed ? 'yes' : 'no';
+      setText(c[5], u.role === 'admin' ? 'always (admin)' : allowed ? 'allowed' : 'no');
+      const [grant, toggle, , remove] = c[6].children;
+      setText(grant, allowed ? 'Revoke programs' : 'Allow programs');
+      grant.hidden = u.role === 'admin' && !allowed;
       setText(toggle, u.disabled ? 'Enable' : 'Disable');
       toggle.hidden = self; // an admin does not lock itself out from here
       remove.hidden = self;

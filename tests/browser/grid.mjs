@@ -137,8 +137,8 @@ export class Grid {
   }
 
   // Enrolls a node with `command` (the page's "tessera-client enroll URL TOKEN", or one made
-  // here) and starts it with one thread.
-  async enrollAndRun(name, command) {
+  // here) and starts it with one thread, and with `runArgs` (e.g. ['--programs']).
+  async enrollAndRun(name, command, runArgs = []) {
     const state = path.join(this.dir, name);
     const words = command.trim().split(/\s+/);
     if (words[0] !== 'tessera-client' || words[1] !== 'enroll' || words.length !== 4) {
@@ -146,7 +146,7 @@ export class Grid {
     }
     const r = await run(this.bin('tessera-client'), [...words.slice(1), '--state', state, '--name', name]);
     if (r.code !== 0) throw new Error(`enroll ${name}: ${r.out}`);
-    return this.start(name, this.bin('tessera-client'), ['run', '--state', state, '--threads', '1']);
+    return this.start(name, this.bin('tessera-client'), ['run', '--state', state, '--threads', '1', ...runArgs]);
   }
 
   async enrollCommand(uses = 1) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dashboard's browser test, as ctest runs it: tests/browser/run.sh BUILD_DIR
 # Installs playwright-core from package-lock.json (npm ci, no browser download: the test drives
-# Debian's /usr/bin/chromium), then runs dashboard.test.mjs against BUILD_DIR's programs.
+# Debian's /usr/bin/chromium), then runs dashboard.test.mjs and programs.test.mjs against
+# BUILD_DIR's programs.
 # Ends with the line "N passed, M failed".
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +32,8 @@ mkdir -p "$build/tests/artifacts"
 tap="$build/tests/artifacts/browser-test.tap"
 rm -f "$tap"
 TESSERA_BIN_DIR="$build" node --test --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$tap" "$here/dashboard.test.mjs"
+  --test-reporter=tap --test-reporter-destination="$tap" "$here/dashboard.test.mjs" \
+  "$here/programs.test.mjs"
 rc=$?
 pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -1)
 failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" 2>/dev/null | tail -1)
