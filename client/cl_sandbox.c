@@ -65,7 +65,8 @@ static void capture_add(capture *c, const unsigned char *p, size_t n)
 	c->buf[c->len] = '\0';
 	if (keep < n)
 		c->truncated = 1;
-	for (size_t i = 0; c->keep_tail && i < n; i++) {
+	size_t from = n > ERR_TAIL ? n - ERR_TAIL : 0; /* older bytes would be overwritten */
+	for (size_t i = from; c->keep_tail && i < n; i++) {
 		c->tail[c->tail_pos] = (char)p[i];
 		c->tail_pos = (c->tail_pos + 1) % ERR_TAIL;
 		if (c->tail_len < ERR_TAIL)
@@ -176,8 +177,8 @@ typedef struct keeper_report {
 	int64_t cpu_us;   /* CPU of every process it reaped: bwrap, the sandbox's init, all in it */
 } keeper_report;
 
-/* The forked child, the keeper: it stages the work dir (root), sets the limits, drops to the
- * sandbox's uid, starts bwrap and, as a child subreaper, reaps bwrap and then the sandbox's
+/* The forked child, the keeper: it stages the work dir (root), drops to the sandbox's uid,
+ * starts bwrap (with the limits) and, as a child subreaper, reaps bwrap and then the sandbox's
  * init (orphaned when bwrap ends with the program, killed by --die-with-parent), which reaps
  * everything in its pid namespace: when the keeper reports, nothing of the run is left, and its
  * children's rusage is the whole run's CPU. Only async-signal-safe calls here. */
@@ -209,11 +210,6 @@ static void keeper(char **argv, const step_io *io, const step_limits *lim, int o
 			if (fd != FD_REPORT)
 				close(fd);
 	}
-	rlim_t cpu = (rlim_t)ceil(lim->cpu_s);
-	set_limit(RLIMIT_CPU, cpu, cpu + 1);
-	set_limit(RLIMIT_AS, (rlim_t)lim->memory_mb * MIB, (rlim_t)lim->memory_mb * MIB);
-	set_limit(RLIMIT_FSIZE, (rlim_t)lim->file_mb * MIB, (rlim_t)lim->file_mb * MIB);
-	set_limit(RLIMIT_CORE, 0, 0);
 	if (io->drop) {
 		/* Root's RLIMIT_NPROC is never enforced, and counted per uid: the real limit is set
 		 * inside the sandbox's user namespace, so none is needed out here. */
@@ -232,6 +228,12 @@ static void keeper(char **argv, const step_io *io, const step_limits *lim, int o
 	if (bw == 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != self)
 			_exit(127);
+		/* The limits here, not in the keeper (whose address space is the caller's copy). */
+		rlim_t cpu = (rlim_t)ceil(lim->cpu_s);
+		set_limit(RLIMIT_CPU, cpu, cpu + 1);
+		set_limit(RLIMIT_AS, (rlim_t)lim->memory_mb * MIB, (rlim_t)lim->memory_mb * MIB);
+		set_limit(RLIMIT_FSIZE, (rlim_t)lim->file_mb * MIB, (rlim_t)lim->file_mb * MIB);
+		set_limit(RLIMIT_CORE, 0, 0);
 		execve(argv[0], argv, envp);
 		child_fail("sandbox: cannot run " CL_SANDBOX_BWRAP "\n");
 	}

@@ -71,13 +71,15 @@ static void run_ok(const cl_sandbox_spec *spec, cl_sandbox_result *res)
 	cr_assert_eq(e, TS_OK, "the sandbox did not run %s: %s", spec->main, why);
 }
 
-/* Processes still alive (not zombies) whose environment holds this test's marker. */
+/* Processes still alive (not zombies) whose environment holds this test's marker; -1 when /proc
+ * cannot be read. */
 static int marked_processes(void)
 {
 	int n = 0;
 	DIR *d = opendir("/proc");
 	struct dirent *e;
-	cr_assert(d);
+	if (!d)
+		return -1;
 	while ((e = readdir(d))) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == getpid())
 			continue;
@@ -273,6 +275,7 @@ Test(sandbox, exit_status_args_and_environment)
 	    "echo \"unit:$TESSERA_UNIT_START:$TESSERA_UNIT_COUNT:$TESSERA_SPACE\"\n"
 	    "echo \"home:$HOME:cwd:$(pwd):path:$PATH\"\n"
 	    "env | grep -c SECRET_OF_THE_NODE\n"
+	    "echo fds: $(ls /proc/self/fd)\n"
 	    "echo oops >&2\n"
 	    "exit 3\n");
 	cl_sandbox_spec spec = spec_for("env.sh");
@@ -288,7 +291,9 @@ Test(sandbox, exit_status_args_and_environment)
 	cr_assert_str_eq((char *)res.out, "args:2:one:two words\n"
 					  "unit:100:50:1000\n"
 					  "home:/work:cwd:/work:path:/usr/bin:/bin\n"
-					  "0\n");
+					  "0\n"
+					  "fds: 0 1 2 3\n", /* 3: ls's own */
+			 "%s", res.out);
 	cr_assert_str_eq((char *)res.err, "oops\n");
 	cr_assert(!res.out_truncated && !res.err_truncated);
 	cl_sandbox_result_free(&res);
@@ -647,7 +652,6 @@ Test(sandbox, leaves_no_process_behind)
 	run_ok(&spec, &res);
 	cr_assert_str_eq(res.status, "ok");
 	cr_assert_str_eq((char *)res.out, "started\n");
-	cr_assert_lt(res.wall_s, 10);
 	cl_sandbox_result_free(&res);
 	nothing_left_and_next_runs();
 }
@@ -673,11 +677,15 @@ Test(sandbox, output_flood_is_cut_and_flagged)
 }
 
 static volatile int cancel_flag;
+static int marked_while_running;
 
+/* Waits for the program to run (so that the /proc search has something to find: it can fail),
+ * then cancels it. */
 static void *cancel_later(void *arg)
 {
 	(void)arg;
-	usleep(500 * 1000);
+	for (int i = 0; i < 200 && (marked_while_running = marked_processes()) <= 0; i++)
+		usleep(50 * 1000);
 	cancel_flag = 1;
 	return NULL;
 }
@@ -691,10 +699,10 @@ Test(sandbox, cancelled_run_is_killed_and_says_so)
 	cancel_flag = 0;
 	cr_assert_eq(pthread_create(&t, NULL, cancel_later, NULL), 0);
 	char why[256];
-	double t0 = ts_mono();
-	cr_assert_eq(cl_sandbox_run(&spec, &res, &cancel_flag, why, sizeof(why)), TS_ERR_UNAVAILABLE);
-	cr_assert_lt(ts_mono() - t0, 10);
+	cr_assert_eq(cl_sandbox_run(&spec, &res, &cancel_flag, why, sizeof(why)), TS_ERR_UNAVAILABLE,
+		     "%s", why);
 	pthread_join(t, NULL);
+	cr_assert_gt(marked_while_running, 0, "the running program's processes were found");
 	cl_sandbox_result_free(&res);
 	nothing_left_and_next_runs();
 }
