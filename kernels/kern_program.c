@@ -84,6 +84,10 @@ ts_err kern_prog_parse(const json_t *params, kern_prog *out, char *why, size_t w
 			   .time_s = (int64_t)kern_param_u64(params, "time_s", 600),
 			   .memory_mb = (int64_t)kern_param_u64(params, "memory_mb", 1024),
 			   .space = kern_param_u64(params, "space", 1)};
+	if (out->np > 1 && out->memory_mb < 128) {
+		snprintf(why, whylen, "memory_mb must be at least 128 with np > 1 (mpirun needs it per process)");
+		return TS_ERR_BAD_REQUEST;
+	}
 	result = prog_file(json_object_get(params, "main"), "main", out, why, whylen);
 	if (result)
 		return result;
