@@ -2,7 +2,8 @@
  * request core (routing, auth, body caps, inflate, JSON validation, handlers) on an in-memory
  * store. Invariants: no crash, no 5xx, every error is a JSON error with a printable message
  * (valid UTF-8, no control characters), and a refused request changes nothing in the store.
- * Input: [route][caller|gzip][id] body... */
+ * Input: [route][caller|gzip][id] body... ({hash} routes get a fixed file hash; the output
+ * routes take the body's first line as their query string as well.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,8 @@ static void setup(void)
 	must(srv_auth_issue(ctx.db, "session", 1, 0, 0, now + 86400, NULL, now, tokens[CALLER_ADMIN]) == TS_OK, "t");
 	must(srv_auth_issue(ctx.db, "session", 2, 0, 0, now + 86400, NULL, now, tokens[CALLER_USER]) == TS_OK, "t");
 	must(srv_auth_issue(ctx.db, "node", 0, 1, 0, 0, NULL, now, tokens[CALLER_NODE]) == TS_OK, "t");
+	/* alice may run programs: uploads and program jobs reach their handlers. */
+	must(SRV_EXEC(ctx.db, Q_USER_SET_PROGRAMS, 2, 1) == TS_OK, "grant");
 	/* Rate limits off: the fuzzer is one very fast client. */
 	ctx.lim_addr = ctx.lim_token = ctx.lim_login = NULL;
 }
@@ -70,11 +73,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const srv_route *rt = &routes[data[0] % n];
 	int caller = (data[1] & 0x7f) % CALLERS, gzip = data[1] & 0x80;
 	char path[160], authz[TS_TOKEN_MAX + 16], raw[64];
-	const char *hole = strstr(rt->path, "{id}");
+	const char *hole = strstr(rt->path, "{id}"), *hash = strstr(rt->path, "{hash}");
+	char query[64] = "";
 	if (hole)
 		snprintf(path, sizeof(path), "%.*s%u%s", (int)(hole - rt->path), rt->path, data[2], hole + 4);
+	else if (hash) /* sha256("echo hi\n"), which the corpus uploads */
+		snprintf(path, sizeof(path), "%.*s%s%s", (int)(hash - rt->path), rt->path,
+			 "ab08508fdf5ca4da5c4995987bc41c56c048aaa5eeb046417ae4049b7d40286e", hash + 6);
 	else
 		snprintf(path, sizeof(path), "%s", rt->path);
+	if (strstr(rt->path, "/output")) {
+		size_t k = 0;
+		while (k + 3 < size && k < sizeof(query) - 1 && data[3 + k] != '\n' && data[3 + k])
+			k++;
+		memcpy(query, data + 3, k);
+		query[k] = '\0';
+	}
 	data += 3;
 	size -= 3;
 	const char *auth = NULL;
@@ -92,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	srv_call call = {
 		.method = rt->method, .path = path, .authorization = auth,
 		.content_encoding = gzip ? "gzip" : NULL, .host = "127.0.0.1:8443", .peer = NULL,
+		.query = query[0] ? query : NULL,
 		.body = data, .body_len = size,
 	};
 	srv_req r = {.call = &call, .now = ts_now(), .status = 200};
@@ -116,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr, "%s answered %d but changed the store\n", path, r.status);
 			abort();
 		}
-	} else if (!r.reply && !r.text && !r.raw) {
+	} else if (!r.reply && !r.text && !r.raw && !r.bytes) {
 		abort();
 	}
 	srv_req_clear(&r);
