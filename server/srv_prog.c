@@ -547,6 +547,11 @@ static ts_err query_parse(srv_req *r, struct evkeyvalq *q, const char *const *kn
 			snprintf(r->why, sizeof(r->why), "unknown query parameter '%s'", srv_json_quote(kv->key, shown));
 			return TS_ERR_BAD_REQUEST;
 		}
+		for (struct evkeyval *o = TAILQ_NEXT(kv, next); o; o = TAILQ_NEXT(o, next))
+			if (strcmp(o->key, kv->key) == 0) {
+				snprintf(r->why, sizeof(r->why), "query parameter '%s' given twice", kv->key);
+				return TS_ERR_BAD_REQUEST;
+			}
 	}
 	return TS_OK;
 }
