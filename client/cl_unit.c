@@ -266,7 +266,7 @@ ts_err cl_unit_run(cl_unit *p, cl_http *http, const json_t *unit, const volatile
 		.np = kp.np,
 		.hostfile = p->hostfile[0] ? p->hostfile : NULL,
 		.wall_s = wall,
-		.cpu_s = (double)kp.time_s,
+		.cpu_s = (double)kp.time_s * kp.np, /* per process: a rank may use threads */
 		.memory_mb = kp.memory_mb,
 		.nproc = 64 + 16 * kp.np,
 		.file_mb = PROG_FILE_MB,
