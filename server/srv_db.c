@@ -244,6 +244,10 @@ static const char *const stmt_sql[Q__COUNT] = {
 			     " AND r.res0 = ?2 AND r.res1 = ?3 ORDER BY r.id LIMIT 1",
 	[Q_USER_MAY_PROGRAMS] = "SELECT may_run_programs FROM users WHERE id = ?1",
 	[Q_USER_SET_PROGRAMS] = "UPDATE users SET may_run_programs = ?2 WHERE id = ?1 AND deleted = 0",
+	/* A program job's needs, and the most slots an online node with its language offers. */
+	[Q_JOB_PROGRAM_OFFER] = "SELECT j.slots, j.lang, (SELECT coalesce(max(n.slots), 0) FROM nodes n WHERE"
+				" n.disabled = 0 AND n.last_seen >= ?2 AND (n.langs & j.lang) = j.lang)"
+				" FROM jobs j WHERE j.id = ?1 AND j.slots > 0",
 };
 
 static ts_err db_exec_sql(sqlite3 *h, const char *sql)

@@ -49,13 +49,39 @@ static ts_err job_nodes(srv_db *db, int64_t id, json_t *nodes)
 	return result;
 }
 
+/* Why an open program job may not move: no online node runs its language with enough slots. */
+static ts_err program_note(srv_db *db, const srv_job *j, int64_t now, int64_t lost_s, json_t *job, int *noted)
+{
+	static const char *const langs[] = {"", ".py", ".c", "", ".sh"};
+	sqlite3_stmt *st = srv_db_stmt(db, Q_JOB_PROGRAM_OFFER);
+	sqlite3_bind_int64(st, 1, j->id);
+	sqlite3_bind_int64(st, 2, now - lost_s);
+	int row;
+	ts_err result = srv_db_step(db, st, &row);
+	if (!result && row && sqlite3_column_int64(st, 2) < sqlite3_column_int64(st, 0)) {
+		int64_t need = sqlite3_column_int64(st, 0), lang = sqlite3_column_int64(st, 1);
+		int64_t best = sqlite3_column_int64(st, 2);
+		char note[256];
+		snprintf(note, sizeof(note),
+			 "waiting for a node that runs %s programs with %lld processes; the online ones offer %lld "
+			 "(tessera-client run --programs, --slots N)", lang >= 0 && lang <= 4 ? langs[lang] : "",
+			 (long long)need, (long long)best);
+		json_object_set_new(job, "note", json_string(note));
+		*noted = 1;
+	}
+	sqlite3_reset(st);
+	return result;
+}
+
 /* Why an open job may not move: its quorum needs more distinct volunteers than are online. */
 static ts_err job_note(srv_db *db, const srv_job *j, int64_t now, int64_t lost_s, json_t *job)
 {
-	if (j->quorum < 2)
-		return TS_OK;
+	int noted = 0;
+	ts_err result = strcmp(j->kernel, "program") == 0 ? program_note(db, j, now, lost_s, job, &noted) : TS_OK;
+	if (result || noted || j->quorum < 2)
+		return result;
 	int64_t volunteers = 0;
-	ts_err result = SRV_QUERY_INT(db, Q_VOLUNTEERS_ONLINE, 0, &volunteers, now - lost_s);
+	result = SRV_QUERY_INT(db, Q_VOLUNTEERS_ONLINE, 0, &volunteers, now - lost_s);
 	if (result || volunteers >= j->quorum)
 		return result;
 	char note[256];

@@ -323,7 +323,7 @@ Test(programs, only_program_nodes_that_can_run_it_get_program_units, .init = set
 	cr_assert_eq(th_http(&srv, "POST", "/api/v1/nodes/heartbeat", small, two, strlen(two), 0, NULL), 200);
 	int64_t p4 = submit(alice, "wide.sh", "echo 4\n", ",\"np\":4", "");
 	int64_t py = submit(alice, "one.py", "print(1)\n", "", "");
-	(void)p4, (void)py;
+	(void)py;
 	json_t *reply = NULL;
 	/* Neither gets them: no programs at all; sh only and 2 slots. */
 	for (int round = 0; round < 2; round++) {
@@ -332,6 +332,13 @@ Test(programs, only_program_nodes_that_can_run_it_get_program_units, .init = set
 		cr_expect_eq(json_array_size(json_object_get(reply, "units")), 0, "round %d got a program unit", round);
 		json_decref(reply);
 	}
+	/* The job says why it waits. */
+	char path[64];
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)p4);
+	cr_assert_eq(th_http(&srv, "GET", path, alice, NULL, 0, 0, &reply), 200);
+	const char *note = json_string_value(json_object_get(reply, "note"));
+	cr_expect(note && strstr(note, ".sh programs with 4 processes; the online ones offer 2"), "note: %s", note);
+	json_decref(reply);
 	/* A kernel job behind them still goes to the plain node. */
 	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000},\"units\":1}");
 	cr_assert_eq(th_http(&srv, "POST", "/api/v1/work/fetch", plain, "{\"max_units\":8}", 15, 0, &reply), 200);
