@@ -97,6 +97,9 @@ static void lost_node_kill(struct lost_node *l, pid_t *pid)
 	kill(*pid, SIGKILL);
 	th_proc_stop(*pid, 5);
 	*pid = 0;
+	/* A report it sent just before may still be in the server's group commit: read what it
+	 * holds once that has landed, or a unit it did report would count as lost. */
+	th_sleep(0.5);
 	snprintf(sql, sizeof(sql), "SELECT unit_id FROM replicas WHERE node_id = %lld AND state = 1"
 		 " ORDER BY unit_id", (long long)l->id);
 	size_t n = th_db_ints(&srv, sql, held, TS_ARRAY_LEN(held)), len = 0;
