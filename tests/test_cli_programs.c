@@ -231,7 +231,7 @@ Test(cli_programs, refused_before_anything_is_sent, .init = setup, .fini = teard
 	cr_expect_eq(cli(admin, out, err, "run", txt, NULL), 125);
 	cr_expect(strstr(err, "a program ends in .py"), "%s", err);
 	cr_expect_eq(cli(admin, out, err, "run", prog, "--file", big, NULL), 125);
-	cr_expect(strstr(err, "at most 8 MiB"), "%s", err);
+	cr_expect(strstr(err, "at most 1 MiB"), "%s", err);
 	cr_expect_eq(cli(admin, out, err, "run", badname, NULL), 125);
 	cr_expect(strstr(err, "cannot be a file name"), "%s", err);
 	cr_expect_eq(cli(admin, out, err, "run", prog, "--file", prog, NULL), 125);
