@@ -519,6 +519,10 @@ int cl_prog_output(int argc, char **argv)
 		e = TS_ERR_IO, snprintf(msg, sizeof(msg), "cannot write the output");
 	if (e) {
 		cl_cli_request_failed(&cfg, status, msg);
+		if (status == 409 && !has_unit)
+			fprintf(stderr, "one unit's output: tessera output %llu --unit SEQ [--stderr] (tessera "
+					"status %llu says which failed)\n",
+				(unsigned long long)id, (unsigned long long)id);
 		goto out;
 	}
 	rc = CL_EXIT_OK;
