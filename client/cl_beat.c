@@ -26,11 +26,15 @@ struct cl_beat {
 	volatile sig_atomic_t abort;
 };
 
-ts_err cl_beat_send(cl_http *h, const json_t *rates, int *status, char *msg, size_t msglen)
+ts_err cl_beat_send(cl_http *h, const json_t *rates, const json_t *programs, int *status, char *msg,
+		    size_t msglen)
 {
-	json_t *body = rates ? json_pack("{s:O}", "rates", (json_t *)rates) : NULL;
+	json_t *body = rates || programs ? json_object() : NULL;
 	json_t *reply = NULL;
-	if (rates && !body) {
+	if ((rates || programs) &&
+	    (!body || (rates && json_object_set(body, "rates", (json_t *)rates)) ||
+	     (programs && json_object_set(body, "programs", (json_t *)programs)))) {
+		json_decref(body);
 		snprintf(msg, msglen, "out of memory");
 		return TS_ERR_NOMEM;
 	}
@@ -69,7 +73,7 @@ static void *beat_thread(void *arg)
 		pthread_mutex_unlock(&b->mu);
 		char msg[CL_HTTP_MSG_MAX];
 		int status = 0;
-		ts_err e = cl_beat_send(b->http, NULL, &status, msg, sizeof(msg));
+		ts_err e = cl_beat_send(b->http, NULL, NULL, &status, msg, sizeof(msg));
 		if (e && !b->abort)
 			fprintf(stderr, "heartbeat failed: %s\n", msg);
 		pthread_mutex_lock(&b->mu);

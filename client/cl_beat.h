@@ -21,9 +21,11 @@
 
 typedef struct cl_beat cl_beat;
 
-/* One heartbeat on h, with rates ({"kernel": indices/s}) when not NULL. On failure msg says
- * why and *status is the HTTP status (0: no answer). */
-ts_err cl_beat_send(cl_http *h, const json_t *rates, int *status, char *msg, size_t msglen);
+/* One heartbeat on h, with rates ({"kernel": indices/s}) and programs (what the node runs, or
+ * JSON null for none) when not NULL. On failure msg says why and *status is the HTTP status
+ * (0: no answer). */
+ts_err cl_beat_send(cl_http *h, const json_t *rates, const json_t *programs, int *status, char *msg,
+		    size_t msglen);
 
 /* Starts the thread, connected like opts (its own handle), beating every period_s seconds
  * while busy; failures go to stderr. On failure *out is NULL and why says why. */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cl_beat.h"
+#include "cl_unit.h"
 #include "ts_util.h"
 
 #define BACKOFF_FIRST_S 0.5
@@ -384,10 +385,26 @@ static json_t *node_report_body(struct node_ctx *c, size_t n)
 	return body;
 }
 
+/* A pending item carrying a program's outcome (up to 256 KiB of stdout as base64). */
+static int node_item_is_program(const json_t *item)
+{
+	return json_object_get(json_object_get(json_object_get(item, "report"), "result"), "stdout") != NULL;
+}
+
+/* Up to 64 items per report; a program's outcome goes alone, so a report stays under the
+ * server's 1 MiB body cap. */
 static size_t node_report_count(const struct node_ctx *c)
 {
-	size_t n = json_array_size(c->pending);
-	return n < CL_NODE_MAX_UNITS ? n : CL_NODE_MAX_UNITS;
+	size_t n = json_array_size(c->pending), k = 0;
+	while (k < n && k < CL_NODE_MAX_UNITS) {
+		int program = node_item_is_program(json_array_get(c->pending, k));
+		if (program && k > 0)
+			break;
+		k++;
+		if (program)
+			break;
+	}
+	return k;
 }
 
 /* Reports every pending item, 64 at a time, until the server has answered each. With retry 0
@@ -756,6 +773,10 @@ static void node_io_collect(struct node_ctx *c, int wait)
 static int node_wants_more(const struct node_ctx *c)
 {
 	size_t queued = json_array_size(c->queue);
+	/* A program may run for its whole time limit: a unit fetched meanwhile would wait that
+	 * long here instead of going to an idle node. */
+	if (c->current && cl_unit_is_program(c->current))
+		return 0;
 	return c->holding_ok && (queued == 0 || (double)queued * c->unit_s < c->rtt_s);
 }
 
@@ -814,8 +835,12 @@ static ts_err node_compute_current(struct node_ctx *c)
 	char why[256];
 	json_t *item = NULL;
 	double t0 = ts_mono();
-	ts_err e = cl_node_compute(unit, c->o->runner, c->o->threads, (const volatile int *)c->stop,
-				   &item, why, sizeof(why));
+	ts_err e;
+	if (cl_unit_is_program(unit) && c->o->programs)
+		e = cl_unit_run(c->o->programs, c->http, unit, (const volatile int *)c->stop, &item, why, sizeof(why));
+	else
+		e = cl_node_compute(unit, c->o->runner, c->o->threads, (const volatile int *)c->stop, &item, why,
+				    sizeof(why));
 	if (e == TS_OK && c->o->max_rate > 0) {
 		double count = (double)json_integer_value(json_object_get(unit, "count"));
 		node_sleep(c, t0 + count / c->o->max_rate - ts_mono());
@@ -890,8 +915,15 @@ static void node_send_rates(struct node_ctx *c)
 {
 	char msg[CL_HTTP_MSG_MAX];
 	int status = 0;
-	if (cl_beat_send(c->http, c->o->rates, &status, msg, sizeof(msg)) != TS_OK && !*c->stop)
-		fprintf(stderr, "could not send this node's rates: %s\n", msg);
+	/* What it runs goes with them: its programs, or null (a node restarted without --programs
+	 * gets none). A server of the previous release refuses "programs": then only the rates. */
+	json_t *programs = c->o->programs ? json_incref((json_t *)cl_unit_caps(c->o->programs)) : json_null();
+	ts_err e = cl_beat_send(c->http, c->o->rates, programs, &status, msg, sizeof(msg));
+	if (e == TS_ERR_BAD_REQUEST && !c->o->programs)
+		e = cl_beat_send(c->http, c->o->rates, NULL, &status, msg, sizeof(msg));
+	json_decref(programs);
+	if (e != TS_OK && !*c->stop)
+		fprintf(stderr, "could not send this node's rates and programs: %s\n", msg);
 }
 
 ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
@@ -920,7 +952,7 @@ ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 		if ((result = node_report(&c, 1)) != TS_OK && !*stop)
 			goto out;
 	}
-	if (opts->rates && !*stop)
+	if (!*stop)
 		node_send_rates(&c);
 	if (opts->heartbeat_s > 0 &&
 	    (result = cl_beat_start(&hopts, opts->heartbeat_s, &c.beat, why, whylen)) != TS_OK)

@@ -58,6 +58,7 @@ typedef struct cl_node_opts {
 				       * hand; 0: none, sleep the server's retry_after_s */
 	const json_t *rates;          /* sent with a heartbeat before the first fetch; may be NULL */
 	const cl_node_runner *runner; /* NULL: kern_run here */
+	struct cl_unit *programs;     /* runs program units (--programs); NULL: declines them */
 	FILE *log;                    /* one line per unit, or NULL for none */
 } cl_node_opts;
 

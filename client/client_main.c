@@ -15,6 +15,7 @@
 #include "cl_mpi.h"
 #include "cl_node.h"
 #include "cl_state.h"
+#include "cl_unit.h"
 #include "kern.h"
 #include "ts_token.h"
 #include "ts_util.h"
@@ -329,6 +330,11 @@ static int run_node(const char *dir, const cl_node_opts *base, int bench, int qu
 		else
 			printf("node %lld (%s) at %s: %d threads\n", (long long)node.node_id, node.name,
 			       node.url, o.threads);
+		if (o.programs) {
+			char *caps = json_dumps(cl_unit_caps(o.programs), JSON_COMPACT);
+			printf("runs programs in its sandbox: %s\n", caps ? caps : "?");
+			free(caps);
+		}
 		printf("rates: %s; asking for 2 s of work ahead (at most %g s, %d units per fetch); "
 		       "long-poll %d s; heartbeat every %g s\n",
 		       text, o.seconds, o.max_units, o.wait_s, o.heartbeat_s);
@@ -363,16 +369,19 @@ static int cmd_run(int argc, char **argv)
 		{"no-bench", no_argument, NULL, 'B'},	     {"mpi", no_argument, NULL, 'M'},
 		{"quiet", no_argument, NULL, 'q'},	     {"help", no_argument, NULL, 'h'},
 		{"max-rate", required_argument, NULL, 'R'},  {"wait", required_argument, NULL, 'W'},
+		{"programs", no_argument, NULL, 'P'},	     {"hostfile", required_argument, NULL, 'F'},
+		{"slots", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *state_opt = NULL;
+	const char *state_opt = NULL, *hostfile = NULL;
+	int programs = 0, slots = 0;
 	int threads = 0, share = 100, heartbeat = CL_BEAT_DEFAULT_S, bench = 1, use_mpi = 0;
 	int quiet = 0, opt, rc;
 	char dir[CL_STATE_PATH_MAX], why[256];
 	cl_node_opts o = {.max_units = DEFAULT_MAX_UNITS, .seconds = DEFAULT_SECONDS,
 			  .wait_s = DEFAULT_WAIT_S};
 	cl_mpi *mpi = NULL;
-	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:R:W:BMqh", opts, opt) {
+	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:R:W:F:L:PBMqh", opts, opt) {
 		switch (opt) {
 		case 's': state_opt = optarg; break;
 		case 't':
@@ -404,6 +413,12 @@ static int cmd_run(int argc, char **argv)
 				return rc;
 			break;
 		case 'B': bench = 0; break;
+		case 'P': programs = 1; break;
+		case 'F': hostfile = optarg; break;
+		case 'L':
+			if ((rc = cl_args_int_opt("--slots", optarg, 1, 1024, &slots)))
+				return rc;
+			break;
 		case 'M': use_mpi = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': return cl_args_help();
@@ -412,8 +427,18 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cl_args_usage_error("unexpected argument '%s'", argv[optind]);
+	if ((hostfile || slots) && !programs)
+		return cl_args_usage_error("--hostfile and --slots say how --programs runs programs: give --programs too");
+	if (programs && use_mpi)
+		return cl_args_usage_error("--programs runs each program under its own mpirun: not with --mpi "
+					   "(for a cluster, give --hostfile FILE)");
 	if (state_dir(state_opt, dir, sizeof(dir)) != 0)
 		return CL_EXIT_ERROR;
+	/* Other people's code runs only in the sandbox: no sandbox, no programs, and we say why. */
+	if (programs && cl_unit_open(dir, hostfile, slots, &o.programs, why, sizeof(why)) != TS_OK) {
+		fprintf(stderr, "%s\n", why);
+		return CL_EXIT_ERROR;
+	}
 	/* MPI only when asked: a plain run needs no mpirun. */
 	if (use_mpi && cl_mpi_init(&argc, &argv, &stop_flag, &mpi, why, sizeof(why)) != TS_OK) {
 		fprintf(stderr, "%s\n", why);
@@ -439,6 +464,7 @@ static int cmd_run(int argc, char **argv)
 		cl_mpi_release(mpi); /* rank 0 ended early (not enrolled...): let the others go */
 		cl_mpi_finalize(mpi);
 	}
+	cl_unit_close(o.programs);
 	return rc;
 }
 
@@ -531,7 +557,8 @@ static const cl_args_cmd commands[] = {
 	 "  --no-bench    enroll without measuring the node's speed\n"},
 	{"run", cmd_run,
 	 "run [--state DIR] [--threads N | --cpu-share P] [--seconds S] [--max-units K] "
-	 "[--heartbeat S] [--wait S] [--no-bench] [--mpi] [--quiet] [--max-rate R]",
+	 "[--heartbeat S] [--wait S] [--no-bench] [--mpi] [--quiet] [--max-rate R] "
+	 "[--programs [--slots N] [--hostfile FILE]]",
 	 "\nFetches work units, computes them and reports the results until SIGINT or\n"
 	 "SIGTERM. Each result is reported as soon as its unit is done, while the next\n"
 	 "unit computes; the node fetches a couple of seconds of work ahead so that it\n"
@@ -560,6 +587,15 @@ static const cl_args_cmd commands[] = {
 	 "  --mpi           run under mpirun as one node: rank 0 talks to the server,\n"
 	 "                  every rank computes a slice of each unit\n"
 	 "                  (mpirun -np N tessera-client run --mpi)\n"
+	 "  --programs      also run other people's programs (off by default: your\n"
+	 "                  choice), each in a bubblewrap sandbox: no network, only its\n"
+	 "                  own files, limits on time, memory and processes; refuses to\n"
+	 "                  start, saying why, where the sandbox cannot run\n"
+	 "  --slots N       with --programs: processes a program may run at once here\n"
+	 "                  (default: the online CPUs, or the hostfile's slots)\n"
+	 "  --hostfile FILE with --programs: run each program with mpirun --hostfile\n"
+	 "                  FILE, across a cluster enrolled as this one node (its ranks\n"
+	 "                  on other boards use those boards' network)\n"
 	 "  --quiet         no line per unit\n"
 	 "  --max-rate R    at most R indices a second: each unit is reported no sooner\n"
 	 "                  than count / R seconds after it began (for tests that need\n"

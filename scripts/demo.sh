@@ -40,10 +40,13 @@ say "logging in as admin and making an enrollment token"
 TESSERA_PASSWORD="$password" "$bin/tessera" login "$url" --user admin --pin "$pin"
 token=$("$bin/tessera" token create --uses 2 2>/dev/null)
 
-say "enrolling two clients (one thread each)"
+say "enrolling two clients (one thread each; node-1 also runs users' programs, sandboxed)"
 for n in 1 2; do
   "$bin/tessera-client" enroll "$url" "$token" --state "$work/node$n" --name "node-$n" --threads 1
-  "$bin/tessera-client" run --state "$work/node$n" --threads 1 --seconds 1 --quiet >"$work/node$n.log" 2>&1 &
+  programs=()
+  [ "$n" = 1 ] && programs=(--programs --slots 2)
+  "$bin/tessera-client" run --state "$work/node$n" --threads 1 --seconds 1 --quiet "${programs[@]}" \
+    >"$work/node$n.log" 2>&1 &
   pids+=($!)
 done
 
@@ -51,5 +54,15 @@ say "submitting montecarlo_pi: $samples samples, seed 1, $units units"
 id=$("$bin/tessera" submit pi --samples "$samples" --seed 1 --units "$units")
 echo "    job $id"
 "$bin/tessera" wait "$id"
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+say "running your own program: tessera run examples/mpi_pi.py -n 2"
+if kill -0 "${pids[1]}" 2>/dev/null; then
+  "$bin/tessera" run "$src/examples/mpi_pi.py" -n 2
+else
+  # node-1 refuses --programs where the sandbox cannot run, and says why.
+  echo "    skipped: node-1 cannot run programs here:"
+  sed 's/^/    /' "$work/node1.log" | tail -3
+fi
 
 say "stopping the grid"

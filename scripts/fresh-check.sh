@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's two commands on a fresh Debian 12, checked: debootstraps a bookworm root (minbase
 # plus git and make, nothing else), clones the project's committed HEAD into it and runs
-# `make demo` and `make test` there through chroot, as root with HOME=/root and CI=true.
+# `make demo` and `make test` there, as root with HOME=/root and CI=true: not through chroot (the
+# kernel refuses user namespaces to chrooted processes, and the tests' sandboxes, bwrap, need
+# them) but in mount and pid namespaces of their own whose root is the root (pivot_root).
 # Prints the time each took and a last line "fresh-check: PASS" or "fresh-check: FAIL: ...".
 #
 # Usage: scripts/fresh-check.sh [-c] [-d DIR] [REPO]
@@ -35,7 +37,7 @@ suite=bookworm
 log() { echo "fresh-check: $*"; }
 die() { echo "fresh-check: FAIL: $*"; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || { echo "fresh-check: needs root (debootstrap, mount, chroot)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "fresh-check: needs root (debootstrap, mount, unshare)" >&2; exit 2; }
 commit=$(git -C "$repo" rev-parse HEAD) || { echo "fresh-check: $repo is not a git repository" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -79,12 +81,17 @@ if ! command -v debootstrap >/dev/null; then
     --no-install-recommends debootstrap
 fi
 
-# Mounts made in the root, undone in reverse order on exit, after ending what still runs there.
+# Mounts made in the root, undone in reverse order on exit, after ending what still runs there:
+# each in_root's unshare (found by its FRESH_CHECK_RUN; --kill-child takes its pid namespace,
+# everything started in the root, with it).
 mounts=()
 cleanup() {
   local p i
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && kill -KILL "${p#/proc/}" 2>/dev/null
+    if [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] ||
+      tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "FRESH_CHECK_RUN=$$"; then
+      kill -KILL "${p#/proc/}" 2>/dev/null
+    fi
   done
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
     umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" 2>/dev/null || true
@@ -147,9 +154,18 @@ fi
 
 # The project, as a fresh machine would get it: a git clone of the committed HEAD.
 git -C "$repo" bundle create "$root/tmp/tessera.bundle" HEAD 2>/dev/null
+# A command in the root, as root with a clean environment. Its own mount namespace, where the
+# root (with the mounts above) is bound on itself and made "/" by pivot_root, the old "/"
+# detached: a chrooted process may not create user namespaces, this one may. Its own pid
+# namespace, with a /proc of its own: when its first process ends or its unshare is killed
+# (cleanup), everything in it ends.
 in_root() {
-  chroot "$root" /usr/bin/env -i HOME=/root CI=true LANG=C.UTF-8 TERM=dumb \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c "$1"
+  FRESH_CHECK_RUN=$$ unshare --mount --propagation private --pid --fork --kill-child -- \
+    /bin/sh -euc 'mount -t proc proc "$1/proc"; mount --rbind "$1" "$1"; cd "$1"
+      pivot_root . .; umount -l .; cd /
+      exec /usr/bin/env -i HOME=/root CI=true LANG=C.UTF-8 TERM=dumb \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c "$2"' \
+    in_root "$root" "$1"
 }
 in_root 'git -c advice.detachedHead=false clone -q /tmp/tessera.bundle /root/tessera && git -C /root/tessera checkout -q --detach '"$commit" ||
   die "git clone of $commit inside the root failed"
