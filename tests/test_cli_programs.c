@@ -375,7 +375,8 @@ static pid_t start_program_node(void)
 	char *eargv[] = {(char *)th_bin("tessera-client"), "enroll", srv.url, token, "--state", state,
 			 "--name", "prog-node", "--no-bench", NULL};
 	cr_assert_eq(th_run(eargv, NULL, 30, out, sizeof(out)), 0, "%s", out);
-	char *rargv[] = {(char *)th_bin("tessera-client"), "run", "--state", state, "--programs", NULL};
+	/* 4 slots whatever the cores: the mpi run takes 3 ranks (mpirun oversubscribes). */
+	char *rargv[] = {(char *)th_bin("tessera-client"), "run", "--state", state, "--programs", "--slots", "4", NULL};
 	return th_spawn(rargv, NULL, at("node.log"));
 }
 

@@ -44,7 +44,7 @@ describe('programs in the dashboard', () => {
     skip = await noServer(grid);
     if (skip) return;
     skipRun = await noNode(grid);
-    if (!skipRun) await grid.enrollAndRun('program-node', await grid.enrollCommand(1), ['--programs']);
+    if (!skipRun) await grid.enrollAndRun('program-node', await grid.enrollCommand(1), ['--programs', '--slots', '4']);
     await grid.api('POST', '/users', { username: 'carol', password: 'carol-password-1', role: 'user' });
     const userDir = fs.mkdtempSync(path.join(grid.dir, 'chromium-'));
     context = await chromium.launchPersistentContext(userDir, {
@@ -94,6 +94,8 @@ describe('programs in the dashboard', () => {
   }
   // Fills the run page and submits; resolves to the new job's id.
   async function runProgram(files, { np, args, split } = {}) {
+    // A fresh form: files chosen earlier on the page stay chosen while it is open.
+    await goto('#/jobs');
     await goto('#/run');
     await visible('#run-files');
     await page.setInputFiles('#run-files', files);
@@ -181,7 +183,7 @@ describe('programs in the dashboard', () => {
     assert.match(await text('#program-outcome'), /exited normally/);
     assert.equal(await text('.page-head .badge'), 'done');
     assert.match(await text('#program-facts'), /ranks\.py/);
-    assert.match(await text('#program-facts'), /numbers\.txt/);
+    assert.match(await text('#program-facts'), /Other files\s*numbers\.txt\s*Split/);
     // The raw stdout, downloaded with the session's token.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#program-download-output')]);
     const saved = path.join(grid.dir, 'stdout.txt');
