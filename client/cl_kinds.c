@@ -309,6 +309,12 @@ void cl_kinds_describe(const json_t *param, char *out, size_t outlen)
 		char choices[512];
 		choices_text(param, choices, sizeof(choices));
 		snprintf(extra, sizeof(extra), "one of %s", choices);
+	} else if (type && (strcmp(type, "files") == 0 || strcmp(type, "strings") == 0) &&
+		   json_is_number(json_object_get(param, "max"))) {
+		/* The bounds of a list are its length. */
+		char hi[32];
+		bound_text(json_object_get(param, "max"), hi, sizeof(hi));
+		snprintf(extra, sizeof(extra), "%s, up to %s", strcmp(type, "files") == 0 ? "files" : "strings", hi);
 	} else {
 		snprintf(extra, sizeof(extra), "%s%s", type ? type : "value", range);
 	}

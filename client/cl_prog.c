@@ -135,7 +135,7 @@ __attribute__((format(printf, 2, 3))) static int prog_refuse(const struct prog_c
 	return CL_EXIT_USAGE;
 }
 
-static int prog_read(const struct prog_call *c, struct prog_file *f, size_t *total)
+static int prog_read(const struct prog_call *c, struct prog_file *f)
 {
 	struct stat st;
 	int fd = -1, rc = CL_EXIT_USAGE;
@@ -161,12 +161,6 @@ static int prog_read(const struct prog_call *c, struct prog_file *f, size_t *tot
 		goto out;
 	}
 	f->size = (size_t)st.st_size;
-	*total += f->size;
-	if (*total > CL_PROG_JOB_BYTES) {
-		rc = prog_refuse(c, "the job's files have more than %u MiB together",
-					 CL_PROG_JOB_BYTES >> 20);
-		goto out;
-	}
 	if (!(f->data = malloc(f->size ? f->size : 1)))
 		goto out;
 	for (size_t got = 0; got < f->size;) {
@@ -189,7 +183,7 @@ out:
 static int prog_parse(struct prog_call *c, int argc, char **argv)
 {
 	int rc;
-	size_t total = 0, first = c->run ? 0 : 1, argbytes = 0;
+	size_t first = c->run ? 0 : 1, argbytes = 0;
 	if ((rc = cl_submit_scan(argc, argv, "n", &c->line)) != 0)
 		return rc;
 	if (c->line.help)
@@ -215,7 +209,7 @@ static int prog_parse(struct prog_call *c, int argc, char **argv)
 		c->files[c->nfiles++].path = c->line.opts[i].value;
 	}
 	for (size_t i = 0; i < c->nfiles; i++) {
-		if ((rc = prog_read(c, &c->files[i], &total)) != 0)
+		if ((rc = prog_read(c, &c->files[i])) != 0)
 			return rc;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(c->files[i].name, c->files[j].name) == 0)
@@ -251,7 +245,7 @@ static int prog_params(struct prog_call *c, const json_t *kind)
 		for (size_t k = 0; k < TS_ARRAY_LEN(prog_options); k++)
 			if (strcmp(name, prog_options[k].option) == 0)
 				param = prog_options[k].param;
-		snprintf(shown, sizeof(shown), "%s%s", name[1] ? "--" : "-", name);
+		snprintf(shown, sizeof(shown), "%s%s", c->line.opts[i].is_short ? "-" : "--", name);
 		const json_t *spec = cl_kinds_param(kind, param);
 		const char *type = json_string_value(json_object_get(spec, "type"));
 		if (!spec || (type && (strcmp(type, "file") == 0 || strcmp(type, "files") == 0 ||
@@ -525,6 +519,10 @@ int cl_prog_output(int argc, char **argv)
 		e = TS_ERR_IO, snprintf(msg, sizeof(msg), "cannot write the output");
 	if (e) {
 		cl_cli_request_failed(&cfg, status, msg);
+		if (status == 409 && !has_unit)
+			fprintf(stderr, "one unit's output: tessera output %llu --unit SEQ [--stderr] (tessera "
+					"status %llu says which failed)\n",
+				(unsigned long long)id, (unsigned long long)id);
 		goto out;
 	}
 	rc = CL_EXIT_OK;

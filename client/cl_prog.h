@@ -13,9 +13,8 @@
 #include <stddef.h>
 
 /* The contract's caps, checked here before anything is sent (the server checks them too). */
-#define CL_PROG_FILE_MAX (8u << 20)   /* bytes of one file */
-#define CL_PROG_JOB_BYTES (16u << 20) /* bytes of all of a job's files */
-#define CL_PROG_JOB_FILES 16          /* files of a job, the program included */
+#define CL_PROG_FILE_MAX (1u << 20) /* bytes of one file (one request body) */
+#define CL_PROG_JOB_FILES 16        /* files of a job, the program included */
 #define CL_PROG_ARGS_MAX 64
 #define CL_PROG_ARGS_BYTES 4096
 #define CL_PROG_NAME_MAX 64

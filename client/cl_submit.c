@@ -64,6 +64,7 @@ int cl_submit_scan(int argc, char **argv, const char *short_opts, cl_submit_line
 				return cl_args_usage_error("unknown option '%.80s'", a);
 			name[0] = a[1];
 			name[1] = '\0';
+			line->opts[line->nopts].is_short = 1;
 			value = a[2] ? a + 2 : NULL;
 		}
 		if (!value) {
@@ -160,7 +161,8 @@ int cl_submit_cmd(int argc, char **argv)
 	json_t *body = json_object(), *params = json_object(), *kinds = NULL;
 	if (!body || !params)
 		goto out;
-	if ((rc = cl_submit_scan(argc, argv, NULL, &line)) != 0)
+	/* -n is a program's (submit program FILE -n N): scanned here only to find the kind. */
+	if ((rc = cl_submit_scan(argc, argv, "n", &line)) != 0)
 		goto out;
 	if (line.nwords > 0 && strcmp(line.words[0], "program") == 0) {
 		rc = cl_prog_submit(argc, argv);
@@ -181,11 +183,16 @@ int cl_submit_cmd(int argc, char **argv)
 		rc = cl_args_usage_error("'-- ARGS' goes with submit program");
 		goto out;
 	}
-	for (size_t i = 0; i < line.nopts; i++)
+	for (size_t i = 0; i < line.nopts; i++) {
+		if (line.opts[i].is_short) {
+			rc = cl_args_usage_error("unknown option '-%s'", line.opts[i].name);
+			goto out;
+		}
 		if ((r = cl_submit_job_option(line.opts[i].name, line.opts[i].value, body)) > 1) {
 			rc = r;
 			goto out;
 		}
+	}
 	if ((rc = cl_submit_job_check(body)) != 0)
 		goto out;
 	if (line.adaptive)

@@ -25,6 +25,7 @@ typedef struct cl_submit_line {
 	struct {
 		char name[CL_SUBMIT_NAME_MAX];
 		const char *value;
+		int is_short; /* -n, not --n */
 	} opts[CL_SUBMIT_OPTS_MAX];
 	size_t nopts;
 	char **rest; /* after "--" (NULL when there was none) */

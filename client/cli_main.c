@@ -586,7 +586,7 @@ static const cl_args_cmd commands[] = {
 	 "  --memory MB       address space per process (default 1024)\n"
 	 "  --replication R --quorum Q   run R copies on distinct nodes; Q must agree\n"
 	 "  -- ARGS...        the program's arguments\n\n"
-	 "Limits: a file 8 MiB, 16 files and 16 MiB per job, 64 arguments of 4096 bytes.\n"
+	 "Limits: a file 1 MiB, 16 files per job, 64 arguments of 4096 bytes together.\n"
 	 "Exit status: the program's own (0 for ok); 124 killed at its time or CPU limit;\n"
 	 "137 killed for memory; 128+N killed by signal N; 126 compile error (the\n"
 	 "compiler's message is on stderr); 125 tessera itself failed (a usage error, a\n"

@@ -127,7 +127,7 @@ export default {
       setText(dd.wall, wall === 0 && job.finished_at ? 'under 1 s' : duration(wall));
       setText(dd.compute, duration(job.compute_s));
       const space = Number(job.space) || null;
-      setText(dd.rate, space && wall && job.state === 'done' ? `${si(space / Math.max(wall, 1))} indices/s` : '–');
+      setText(dd.rate, space && wall && job.state === 'done' && job.kernel !== 'program' ? `${si(space / Math.max(wall, 1))} indices/s` : '–');
     }
 
     let shownResult = null, shownNodes = null;

@@ -10,8 +10,7 @@ import { loadKinds, param, bigBound } from './kinds.js';
 import { parseCount } from './page-submit.js';
 import { langOf, bytes } from './job-program.js';
 
-const FILE_MAX = 8 * 1024 * 1024;
-const JOB_BYTES = 16 * 1024 * 1024;
+const FILE_MAX = 1024 * 1024; // one request body
 const JOB_FILES = 16;
 const ARGS_MAX = 64;
 const ARGS_BYTES = 4096;
@@ -104,14 +103,12 @@ export default {
     // The files against the contract's rules; the message, or null.
     function checkFiles(mark) {
       let msg = null;
-      const total = files.reduce((a, f) => a + f.file.size, 0);
       const bad = files.find((f) => !NAME_RE.test(f.file.name));
       const big = files.find((f) => f.file.size > FILE_MAX);
       if (!files.some((f) => f.main)) msg = files.length ? 'None of these is a program: it ends in .py, .c or .sh.' : 'Choose your program.';
       else if (bad) msg = `“${bad.file.name}” cannot be a file name here: 1 to 64 letters, digits, dots, underscores or hyphens, not starting with a dot. Rename it.`;
-      else if (big) msg = `${big.file.name} has ${bytes(big.file.size)}: a file may have 8 MiB at most.`;
+      else if (big) msg = `${big.file.name} has ${bytes(big.file.size)}: a file may have 1 MiB at most.`;
       else if (files.length > JOB_FILES) msg = `${files.length} files: a job has 16 at most, the program included.`;
-      else if (total > JOB_BYTES) msg = `The files have ${bytes(total)} together: 16 MiB at most.`;
       // While choosing, only a problem with the files chosen is shown; on submit, any.
       const show = !!msg && (mark || files.length > 0);
       setText(filesError, show ? msg : '');
