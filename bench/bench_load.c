@@ -56,6 +56,7 @@ struct opts {
 	const char *server, *data;
 	char *server_env[8]; /* --server-env VAR=VALUE, for the server only */
 	int nenv;
+	int report_fetch; /* reports carry the next fetch */
 };
 
 struct lat {
@@ -578,6 +579,9 @@ static void on_fetched(struct gen *g, struct node *nd, json_t *reply)
 	nd->held = (int)json_array_size(results);
 	free(nd->tx);
 	json_t *body = json_pack("{s:o}", "results", results);
+	/* Report and fetch in one request; not while draining, when held units are only reported. */
+	if (G.o.report_fetch && atomic_load(&G.phase) < PH_DRAIN)
+		json_object_set_new(body, "fetch", json_pack("{s:i}", "max_units", G.o.batch));
 	nd->tx = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	node_send(nd, N_REPORT, nd->tx);
@@ -648,7 +652,11 @@ static void on_done(struct gen *g, struct node *nd, CURLcode code)
 				snprintf(g->first_error, sizeof(g->first_error), "rejected: %s",
 					 json_string_value(json_object_get(json_array_get(rej, 0), "reason")));
 		}
-		if (phase >= PH_DRAIN)
+		json_t *next = json_object_get(reply, "units");
+		if (phase < PH_STOP && json_array_size(next)) {
+			atomic_fetch_add(&g->fetches, 1);
+			on_fetched(g, nd, reply); /* the report's fetch: compute those, report again */
+		} else if (phase >= PH_DRAIN)
 			nd->state = N_DONE;
 		else
 			node_fetch(nd);
@@ -961,6 +969,8 @@ static void usage(FILE *f)
 		"  --threads T       generator threads, 1..2 (1)\n"
 		"  --split-cores     pin the server to CPU 0 and the generator to CPU 1\n"
 		"  --rss-every S     sample the server's RSS every S seconds (off)\n"
+		"  --report-fetch    each report carries the next fetch (one request per unit batch after\n"
+		"                    the first fetch), as tessera-client does\n"
 		"  --healthz         GET /healthz on the same connections (no jobs): the evhttp+TLS ceiling\n"
 		"  --server-log      let the server log (default --quiet)\n"
 		"  --server-env V=X  set an environment variable for the server only (e.g. LD_PRELOAD of\n"
@@ -981,7 +991,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"healthz", no_argument, NULL, 'H'},	       {"server-log", no_argument, NULL, 'L'},
 		{"json", no_argument, NULL, 'j'},	       {"help", no_argument, NULL, 'h'},
 		{"server-env", required_argument, NULL, 'E'}, {"timeout", required_argument, NULL, 'T'},
-		{"drain", required_argument, NULL, 'D'},
+		{"drain", required_argument, NULL, 'D'},      {"report-fetch", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	*o = (struct opts){.conns = 256, .batch = 1, .gen_threads = 1, .seconds = 20, .warmup = 3,
@@ -1002,6 +1012,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'p': o->split = 1; break;
 		case 'r': o->rss_every = atof(optarg); break;
 		case 'H': o->healthz = 1; break;
+		case 'F': o->report_fetch = 1; break;
 		case 'L': o->server_log = 1; break;
 		case 'j': o->json = 1; break;
 		case 'T': o->timeout = atof(optarg); break;
@@ -1216,7 +1227,7 @@ int main(int argc, char **argv)
 			  : "server and generator unpinned, sharing all CPUs with each other and whatever else runs",
 		G.o.gen_threads);
 	fprintf(out, "mode: %s, %d connections, %.1f s measured after %.1f s warm-up%s\n",
-		G.o.healthz ? "GET /healthz" : G.o.batch == 1 ? "fetch 1 unit -> compute -> report" : "batched fetch -> compute -> report",
+		G.o.healthz ? "GET /healthz" : G.o.report_fetch ? (G.o.batch == 1 ? "report + fetch of 1 unit per request" : "batched report + fetch per request") : G.o.batch == 1 ? "fetch 1 unit -> compute -> report" : "batched fetch -> compute -> report",
 		G.o.conns, dt, G.o.warmup, G.interrupted ? " (interrupted)" : "");
 	if (!G.o.healthz) {
 		fprintf(out, "batch: max_units %d, units of %llu samples\n", G.o.batch, (unsigned long long)G.o.unit_size);
@@ -1250,6 +1261,7 @@ int main(int argc, char **argv)
 	json_object_set_new(report, "mode", json_string(G.o.healthz ? "healthz" : "work"));
 	json_object_set_new(report, "connections", json_integer(G.o.conns));
 	json_object_set_new(report, "batch", json_integer(G.o.batch));
+	json_object_set_new(report, "report_fetch", json_boolean(G.o.report_fetch));
 	json_object_set_new(report, "unit_size", json_integer((json_int_t)G.o.unit_size));
 	json_object_set_new(report, "seconds", json_real(dt));
 	json_object_set_new(report, "gen_threads", json_integer(G.o.gen_threads));

@@ -310,23 +310,36 @@ static ts_err fetch_stragglers(srv_db *db, srv_req *r, struct batch *b)
 	return result;
 }
 
-ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
+static const srv_field fetch_fields[] = {
+	{"max_units", F_INT, 0, 1, FETCH_MAX_UNITS},
+	{"seconds", F_NUM, 0, 0.001, 86400},
+	{"wait_s", F_NUM, 0, 0, FETCH_MAX_WAIT_S},
+	{"holding", F_ARR, 0, 0, FETCH_MAX_UNITS},
+};
+
+/* A report's "fetch" is a fetch without the wait: a node that reports is busy by definition. */
+ts_err srv_lease_check(const json_t *spec, char *why, size_t whylen)
 {
 	static const srv_field fields[] = {
 		{"max_units", F_INT, 0, 1, FETCH_MAX_UNITS},
 		{"seconds", F_NUM, 0, 0.001, 86400},
-		{"wait_s", F_NUM, 0, 0, FETCH_MAX_WAIT_S},
 		{"holding", F_ARR, 0, 0, FETCH_MAX_UNITS},
 	};
+	struct batch b = {.n_holding = 0};
+	ts_err result = srv_json_check(spec, fields, TS_ARRAY_LEN(fields), why, whylen);
+	return result ? result : holding_parse(json_object_get(spec, "holding"), &b, why, whylen);
+}
+
+ts_err srv_lease_fill(srv_ctx *ctx, srv_req *r, const json_t *spec, json_t **units)
+{
 	struct batch b = {.units = json_array()};
-	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
-	if (!result)
-		result = holding_parse(json_object_get(r->body, "holding"), &b, r->why, sizeof(r->why));
+	ts_err result = holding_parse(json_object_get(spec, "holding"), &b, r->why, sizeof(r->why));
+	*units = NULL;
 	if (result)
 		goto out;
-	json_t *seconds = json_object_get(r->body, "seconds");
+	json_t *seconds = json_object_get(spec, "seconds");
 	b.seconds = seconds ? json_number_value(seconds) : 0;
-	b.max = (int)srv_json_int(r->body, "max_units", seconds ? FETCH_MAX_UNITS : 1);
+	b.max = (int)srv_json_int(spec, "max_units", seconds ? FETCH_MAX_UNITS : 1);
 	result = srv_store_node_info(ctx->db, r->who.node_id, &b.node);
 	if (!result)
 		result = expire_due(ctx->db, r->now);
@@ -342,10 +355,27 @@ ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 		result = fetch_new(ctx->db, r, &b);
 	if (!result)
 		result = fetch_stragglers(ctx->db, r, &b);
+	if (!result) {
+		*units = b.units;
+		b.units = NULL;
+	}
+out:
+	srv_job_cache_free(&b.jobs);
+	json_decref(b.units);
+	json_decref(b.node.rates);
+	return result;
+}
+
+ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
+{
+	json_t *units = NULL;
+	ts_err result = srv_json_check(r->body, fetch_fields, TS_ARRAY_LEN(fetch_fields), r->why, sizeof(r->why));
+	if (!result)
+		result = srv_lease_fill(ctx, r, r->body, &units);
 	if (result)
 		goto out;
 	json_t *wait = json_object_get(r->body, "wait_s");
-	if (!json_array_size(b.units) && wait && json_number_value(wait) > 0 && ctx->wake_ev &&
+	if (!json_array_size(units) && wait && json_number_value(wait) > 0 && ctx->wake_ev &&
 	    (!r->rerun || r->wait_until > ts_mono())) {
 		/* Nothing now: the dispatcher parks the fetch until work appears or its time is up
 		 * (a rerun keeps its first deadline). Capped below the idle timeout. */
@@ -354,13 +384,11 @@ ts_err api_work_fetch(srv_ctx *ctx, srv_req *r)
 			r->wait_until = ts_mono() + (cap > 0 && s > cap ? cap : s);
 		goto out;
 	}
-	r->reply = json_pack("{s:O,s:i}", "units", b.units, "retry_after_s",
-			     json_array_size(b.units) || wait ? 0 : NO_WORK_RETRY_S);
+	r->reply = json_pack("{s:O,s:i}", "units", units, "retry_after_s",
+			     json_array_size(units) || wait ? 0 : NO_WORK_RETRY_S);
 	if (!r->reply)
 		result = TS_ERR_NOMEM;
 out:
-	srv_job_cache_free(&b.jobs);
-	json_decref(b.units);
-	json_decref(b.node.rates);
+	json_decref(units);
 	return result;
 }

@@ -299,13 +299,19 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 {
 	static const srv_field fields[] = {
 		{"results", F_ARR, 1, 1, REPORT_MAX_RESULTS},
+		{"fetch", F_OBJ, 0, 0, 0},
 	};
 	srv_job_cache cache = {.n = 0};
-	json_t *accepted = json_array(), *rejected = json_array();
+	json_t *accepted = json_array(), *rejected = json_array(), *units = NULL;
 	ts_err result = srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why));
-	json_t *results = json_object_get(r->body, "results");
+	json_t *results = json_object_get(r->body, "results"), *fetch = json_object_get(r->body, "fetch");
 	if (!result)
 		result = report_check(results, r->why, sizeof(r->why));
+	if (!result && fetch && (result = srv_lease_check(fetch, r->why, sizeof(r->why)))) {
+		char why[sizeof(r->why)];
+		memcpy(why, r->why, sizeof(why));
+		snprintf(r->why, sizeof(r->why), "fetch: %.*s", (int)sizeof(r->why) - 8, why);
+	}
 	if (result)
 		goto out;
 	size_t i;
@@ -338,10 +344,17 @@ ts_err api_work_report(srv_ctx *ctx, srv_req *r)
 		if (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0)
 			fprintf(stderr, "job %lld: %s\n", (long long)cache.jobs[k].row.id, state);
 	}
+	/* Report and fetch in one round trip (as BOINC's scheduler RPC does): the next units
+	 * come after this report's results are in, in the same transaction. */
+	if (fetch && (result = srv_lease_fill(ctx, r, fetch, &units)))
+		goto out;
 	r->reply = json_pack("{s:O,s:O}", "accepted", accepted, "rejected", rejected);
+	if (r->reply && units && json_object_set(r->reply, "units", units))
+		result = TS_ERR_NOMEM;
 	if (!r->reply)
 		result = TS_ERR_NOMEM;
 out:
+	json_decref(units);
 	srv_job_cache_free(&cache);
 	json_decref(accepted);
 	json_decref(rejected);

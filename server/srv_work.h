@@ -19,6 +19,10 @@ ts_err srv_work_node_set_disabled(srv_ctx *ctx, int64_t node, int disabled, int6
 ts_err srv_work_volunteer_disable(srv_ctx *ctx, int64_t enroll_token, int64_t now, int *n);
 
 /* Records that the request's node was seen now (once per second at most). */
+/* Leasing (srv_lease.c): the checks of a report's "fetch" object (a fetch body without
+ * wait_s), and filling a batch of units for the requesting node as a fetch does. */
+ts_err srv_lease_check(const json_t *spec, char *why, size_t whylen);
+ts_err srv_lease_fill(srv_ctx *ctx, srv_req *r, const json_t *spec, json_t **units);
 ts_err srv_work_node_seen(srv_db *db, const srv_req *r);
 
 #endif

@@ -1,6 +1,7 @@
 /* Dispatch without waste (issue 12), against a real server: a long-poll fetch is answered the
  * moment work appears, or empty at its time; the previous fetch shape is unchanged; a node's
- * held units (prefetch) are not resent; an idle node races a straggling unit. */
+ * held units (prefetch) are not resent; a report can carry the next fetch; an idle node races a
+ * straggling unit. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <signal.h>
@@ -128,6 +129,67 @@ Test(dispatch, held_units_are_not_resent, .init = setup, .fini = teardown, .time
 	cr_expect_neq(unit_id(reply, 1), u0, "a held unit was sent again");
 	json_decref(reply);
 	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas"), 3);
+}
+
+static json_t *report_fetch(const char *token, int64_t unit, uint64_t hits, const char *fetch, long want)
+{
+	char body[400];
+	json_t *reply = NULL;
+	snprintf(body, sizeof(body), "{\"results\":[{\"unit_id\":%lld,\"result\":{\"hits\":%llu},\"wall_s\":0.01}],"
+		 "\"fetch\":%s}", (long long)unit, (unsigned long long)hits, fetch);
+	long status = th_http(&srv, "POST", "/api/v1/work/report", token, body, strlen(body), 0, &reply);
+	cr_assert_eq(status, want, "report %s: HTTP %ld", body, status);
+	return reply;
+}
+
+/* Report and fetch in one round trip: the reply accepts the result and carries the next unit;
+ * a node that works that way does the job with one request per unit. A bad "fetch" refuses
+ * the whole request and changes nothing. */
+Test(dispatch, report_carries_the_next_fetch, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char a[160];
+	const uint64_t per = 1000;
+	th_enroll_node(&srv, "one-trip", a, sizeof(a));
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":4000,\"seed\":9},\"units\":4}");
+	json_t *reply = fetch_body(a, "{\"max_units\":1}");
+	cr_assert_eq(n_units(reply), 1);
+	int64_t unit = unit_id(reply, 0);
+	uint64_t start = (uint64_t)json_integer_value(json_object_get(json_array_get(json_object_get(reply, "units"), 0), "start"));
+	json_decref(reply);
+	const char *bad[] = {"{\"wait_s\":5}", "{\"max_units\":0}", "{\"holding\":[\"x\"]}", "7", "{\"color\":1}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *err = report_fetch(a, unit, kern_pi_hits_scalar(9, start, per), bad[i], 400);
+		const char *msg = json_string_value(json_object_get(json_object_get(err, "error"), "message"));
+		cr_expect(msg && strstr(msg, "fetch"), "the error for fetch %s does not name it: %s", bad[i], msg);
+		json_decref(err);
+	}
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas WHERE state = 2"), 0, "a refused report changed the store");
+	uint64_t total = 0;
+	for (int k = 0; k < 4; k++) {
+		uint64_t hits = kern_pi_hits_scalar(9, start, per);
+		total += hits;
+		reply = report_fetch(a, unit, hits, "{\"max_units\":1}", 200);
+		cr_expect_eq(json_array_size(json_object_get(reply, "accepted")), 1, "unit %lld not accepted", (long long)unit);
+		json_t *units = json_object_get(reply, "units");
+		cr_assert(json_is_array(units), "a report with fetch has no units array");
+		cr_expect_eq(json_array_size(units), k < 3 ? 1u : 0u, "report %d: %zu units", k, json_array_size(units));
+		if (k < 3) {
+			cr_expect_neq(unit_id(reply, 0), unit, "the reported unit came back");
+			unit = unit_id(reply, 0);
+			start = (uint64_t)json_integer_value(json_object_get(json_array_get(units, 0), "start"));
+		}
+		json_decref(reply);
+	}
+	json_t *j = th_wait_job(&srv, job, 10);
+	cr_assert(j);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "done");
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "hits")), (int64_t)total);
+	cr_expect_eq(total, kern_pi_hits_scalar(9, 0, 4000));
+	json_decref(j);
+	/* Without "fetch" the reply is the previous release's: no units key. */
+	reply = th_report(&srv, a, unit, 1);
+	cr_expect_null(json_object_get(reply, "units"));
+	json_decref(reply);
 }
 
 /* The end of a job: an idle node gets a copy of a unit still in flight on another volunteer's
