@@ -10,6 +10,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev libevent-dev lib
 # Users' programs (client/cl_sandbox.c): the bubblewrap sandbox, and Debian's python3 with mpi4py
 # (/usr/bin/python3; prlimit, also used, is util-linux's, always there).
 pkgs+=(bubblewrap python3-mpi4py)
+# bench/wrk.py: Debian's wrk, the independent load generator to check bench_load against.
+pkgs+=(wrk)
 # The fuzz run (scripts/fuzz.sh) symbolizes ASan's traces with llvm-symbolizer: clang-14's.
 pkgs+=(llvm-14)
 # The dashboard's browser test runs on Node.js and npm: Debian's only where none is installed
