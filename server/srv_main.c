@@ -312,9 +312,11 @@ static int cmd_restore(const struct opts *o)
 			" makes one, with the key and certificate a server needs)\n", o->data, o->data);
 		return 1;
 	}
-	/* Held until we exit: no server starts on a store half swapped. */
-	if (srv_lock_take(o->data, &lock, why, sizeof(why))) {
-		fprintf(stderr, "tessera-server: restore refused: %s; stop it first\n", why);
+	/* Held until the store is swapped: no server starts on one half swapped. */
+	ts_err locked = srv_lock_take(o->data, &lock, why, sizeof(why));
+	if (locked) {
+		fprintf(stderr, "tessera-server: restore refused: %s%s\n", why,
+			locked == TS_ERR_CONFLICT ? "; stop it first" : "");
 		return 1;
 	}
 	int had_store = access(store, F_OK) == 0;
