@@ -332,14 +332,14 @@ static ts_err move_store(const char *from, const char *to, char *why, size_t why
 ts_err srv_backup_restore(const char *dir, const char *file, int *version, char *why, size_t whylen)
 {
 	char store[4096], restoring[4200], kept[4200];
-	struct stat st;
+	struct stat st, dir_st;
 	sqlite3 *src = NULL;
 	int moved = 0;
 	*version = 0;
 	snprintf(store, sizeof(store), "%s/tessera.db", dir);
 	snprintf(restoring, sizeof(restoring), "%s.restoring", store);
 	snprintf(kept, sizeof(kept), "%s.before-restore", store);
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+	if (stat(dir, &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)) {
 		snprintf(why, whylen, "no data dir %s (tessera-server init --data %s makes one, with the key and"
 			 " certificate a server needs)", dir, dir);
 		return TS_ERR_NOT_FOUND;
@@ -396,6 +396,10 @@ ts_err srv_backup_restore(const char *dir, const char *file, int *version, char 
 		if (moved && move_store(kept, store, ignored, sizeof(ignored)) != TS_OK)
 			fprintf(stderr, "%s: the store is at %s: %s\n", __func__, kept, ignored);
 	}
+	/* Run as root (sudo), the new store would be root's, and a server that drops to the data
+	 * dir's owner (run --user) could not open it. */
+	if (!result && geteuid() == 0 && chown(store, dir_st.st_uid, dir_st.st_gid) != 0)
+		fprintf(stderr, "%s: cannot give %s to the owner of %s: %s\n", __func__, store, dir, strerror(errno));
 	if (result)
 		remove_db_files(restoring);
 	else if (sync_path(store, 1) != 0)

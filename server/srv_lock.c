@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 ts_err srv_lock_take(const char *dir, int *fd, char *why, size_t whylen)
@@ -19,6 +20,11 @@ ts_err srv_lock_take(const char *dir, int *fd, char *why, size_t whylen)
 		snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
 		return TS_ERR_IO;
 	}
+	/* Made by root (restore under sudo), the file is given to the data dir's owner, whom a
+	 * server started with --user runs as. */
+	struct stat st;
+	if (geteuid() == 0 && stat(dir, &st) == 0 && fchown(lock, st.st_uid, st.st_gid) != 0)
+		fprintf(stderr, "%s: cannot give %s to the owner of %s: %s\n", __func__, path, dir, strerror(errno));
 	if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
 		int err = errno;
 		ssize_t n = err == EWOULDBLOCK ? pread(lock, pid, sizeof(pid) - 1, 0) : -1;
