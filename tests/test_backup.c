@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -531,4 +532,76 @@ Test(backup, bad_inputs_are_refused_and_change_nothing, .fini = teardown, .timeo
 	/* And the store still serves. */
 	th_server_restart(&srv);
 	login_admin(&srv);
+}
+
+Test(upgrade, no_copy_no_upgrade, .fini = teardown, .timeout = 60)
+{
+	char out[4096], store[320], blocker[400], d0[65], d1[65];
+	th_server_start(&srv);
+	th_server_kill(&srv, SIGTERM);
+	th_db_exec(&srv, "PRAGMA user_version = 2");
+	snprintf(store, sizeof(store), "%.300s/tessera.db", srv.data);
+	/* A directory where the copy's temp file must go: the copy cannot be made. */
+	snprintf(blocker, sizeof(blocker), "%s.before-v2.tmp", store);
+	cr_assert_eq(mkdir(blocker, 0700), 0);
+	th_file_digest(store, d0);
+	run_refused(&srv, out, sizeof(out));
+	cr_expect(strstr(out, "not upgrading") && strstr(out, "the copy before it failed") &&
+		  strstr(out, "the store is unchanged"), "unclear: %s", out);
+	th_file_digest(store, d1);
+	cr_expect_str_eq(d0, d1);
+	cr_expect_eq(th_db_int(&srv, "PRAGMA user_version"), 2);
+	rmdir(blocker);
+}
+
+/* Nodes go on fetching and reporting, each exchange a commit, while a copy of a store of ~100
+ * MiB runs beside them: none waits long, and the copy ends. */
+Test(backup, a_long_copy_does_not_stall_the_server, .fini = teardown, .timeout = 180)
+{
+	char copy[320], log[400], node[160], sql[256];
+	th_server_start(&srv);
+	/* About 96 MiB of program files, so that the copy takes a while. */
+	for (int i = 0; i < 6; i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO files VALUES ('%064d', 16777216, randomblob(16777216), 0)", i);
+		th_db_exec(&srv, sql);
+	}
+	th_enroll_node(&srv, "n", node, sizeof(node));
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":100000000,"
+				      "\"seed\":3},\"units\":100000}");
+	snprintf(copy, sizeof(copy), "%.300s/big.db", srv.dir);
+	snprintf(log, sizeof(log), "%.300s/backup.log", srv.dir);
+	char *argv[] = {(char *)th_bin("tessera-server"), "backup", "--data", srv.data, copy, NULL};
+	pid_t pid = th_spawn(argv, NULL, log);
+	/* Nodes fetch and report all through the copy: each exchange commits. */
+	double worst = 0, end = ts_mono() + 120;
+	int exchanges = 0, status = -1;
+	for (;;) {
+		int st;
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid) {
+			status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+			break;
+		}
+		cr_assert(ts_mono() < end, "the backup did not end in 120 s");
+		double t0 = ts_mono();
+		json_t *reply = th_fetch(&srv, node, 1);
+		json_t *u = json_array_get(json_object_get(reply, "units"), 0);
+		cr_assert(u, "no unit to fetch");
+		json_decref(th_report(&srv, node, jint(u, "id"), 1));
+		json_decref(reply);
+		double took = ts_mono() - t0;
+		worst = took > worst ? took : worst;
+		exchanges++;
+	}
+	char *text = NULL;
+	ts_read_file(log, 1 << 16, &text, NULL);
+	cr_assert_eq(status, 0, "backup failed: %s", text ? text : "");
+	free(text);
+	cr_log_info("%d fetch+report exchanges during the copy, the slowest %.3f s", exchanges, worst);
+	cr_expect_geq(exchanges, 3, "only %d exchanges during the copy: it did not run beside them", exchanges);
+	cr_expect_lt(worst, 2.0, "a fetch and report took %.2f s during the copy", worst);
+	int64_t done = check_copy(copy, job);
+	cr_expect_leq(done, th_db_int(&srv, "SELECT units_done FROM jobs"));
+	cr_expect_eq(file_int(copy, "SELECT count(*) FROM files"), 6);
+	cr_expect_eq(file_int(copy, "SELECT sum(length(data)) FROM files"), 6 * 16777216LL);
 }
