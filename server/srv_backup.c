@@ -253,7 +253,7 @@ out:
 	return result;
 }
 
-/* Why path cannot be the source or target of a copy, or TS_OK. */
+/* TS_OK when the directory that is to hold path exists, else TS_ERR_NOT_FOUND and why. */
 static ts_err dir_of_exists(const char *path, char *why, size_t whylen)
 {
 	char buf[4096];
@@ -323,8 +323,10 @@ static ts_err move_store(const char *from, const char *to, char *why, size_t why
 	for (size_t i = 0; i < TS_ARRAY_LEN(side_suffixes); i++) {
 		side_path(a, sizeof(a), from, side_suffixes[i]);
 		side_path(b, sizeof(b), to, side_suffixes[i]);
-		if (strcmp(side_suffixes[i], "-shm") == 0 || rename(a, b) != 0)
+		if (strcmp(side_suffixes[i], "-shm") == 0)
 			unlink(a);
+		else if (rename(a, b) != 0 && errno != ENOENT)
+			fprintf(stderr, "%s: cannot rename %s to %s: %s\n", __func__, a, b, strerror(errno));
 	}
 	return TS_OK;
 }
