@@ -311,7 +311,8 @@ ts_err srv_backup_store(const char *store, const char *path, int force, int *ver
 }
 
 /* Moves a store and the files beside it to a new name (the -shm is only an index of the WAL:
- * it goes). Old files under the new name go first, so no stale WAL pairs with the moved store. */
+ * it goes). Old files under the new name go first, so no stale WAL pairs with the moved store.
+ * On failure what moved is put back: the store stays whole under one name. */
 static ts_err move_store(const char *from, const char *to, char *why, size_t whylen)
 {
 	char a[4200], b[4200];
@@ -323,10 +324,18 @@ static ts_err move_store(const char *from, const char *to, char *why, size_t why
 	for (size_t i = 0; i < TS_ARRAY_LEN(side_suffixes); i++) {
 		side_path(a, sizeof(a), from, side_suffixes[i]);
 		side_path(b, sizeof(b), to, side_suffixes[i]);
-		if (strcmp(side_suffixes[i], "-shm") == 0)
+		if (strcmp(side_suffixes[i], "-shm") == 0) {
 			unlink(a);
-		else if (rename(a, b) != 0 && errno != ENOENT)
-			fprintf(stderr, "%s: cannot rename %s to %s: %s\n", __func__, a, b, strerror(errno));
+		} else if (rename(a, b) != 0 && errno != ENOENT) {
+			snprintf(why, whylen, "cannot rename %s to %s: %s", a, b, strerror(errno));
+			for (size_t j = 0; j < i; j++) {
+				side_path(a, sizeof(a), from, side_suffixes[j]);
+				side_path(b, sizeof(b), to, side_suffixes[j]);
+				rename(b, a);
+			}
+			rename(to, from);
+			return TS_ERR_IO;
+		}
 	}
 	return TS_OK;
 }
