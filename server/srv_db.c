@@ -1,5 +1,6 @@
 #include "srv_db.h"
 
+#include "srv_backup.h"
 #include "wu.h"
 
 #include <stdio.h>
@@ -283,7 +284,7 @@ static void db_fault(sqlite3_context *c, int argc, sqlite3_value **argv)
  * at version v gets the sections after v, in one transaction. */
 #define VERSION_MARK "-- @version "
 
-static int schema_latest(void)
+int srv_db_schema_latest(void)
 {
 	int latest = 0;
 	for (const char *p = strstr(srv_schema_sql, VERSION_MARK); p; p = strstr(p + 1, VERSION_MARK))
@@ -291,39 +292,73 @@ static int schema_latest(void)
 	return latest;
 }
 
-static ts_err db_migrate(sqlite3 *h, const char *path)
+/* A store newer than this binary is refused before anything touches it: its schema may mean
+ * things this server does not know. */
+static ts_err db_refuse_newer(int version, int latest, const char *path)
 {
-	int version = db_user_version(h), latest = schema_latest();
+	if (version <= latest)
+		return TS_OK;
+	fprintf(stderr, "srv_db: %s has schema version %d, written by a newer tessera-server; this one knows"
+		" up to %d. Run the newer server, or restore a copy made before the upgrade (%s.before-v%d,"
+		" docs/OPERATIONS.md)\n", path, version, latest, path, latest);
+	return TS_ERR_DB;
+}
+
+/* The sections after version in one transaction: all of them or none. Before it, a copy of the
+ * store as it is goes to path.before-vN, the way back to the old binary. */
+static ts_err db_migrate(sqlite3 *h, const char *path, int version)
+{
+	int latest = srv_db_schema_latest(), failed_at = 0;
+	char why[1024] = "", backup[4200];
 	if (version == latest)
 		return TS_OK;
-	if (version < 0)
-		return TS_ERR_DB; /* db_user_version said why */
-	if (version > latest) {
-		fprintf(stderr, "%s: %s has schema version %d; this server knows up to %d\n", __func__, path,
-			version, latest);
-		return TS_ERR_DB;
+	ts_err result = db_refuse_newer(version, latest, path);
+	if (result)
+		return result;
+	if (version > 0) {
+		snprintf(backup, sizeof(backup), "%s.before-v%d", path, version);
+		result = srv_backup_copy(h, backup, why, sizeof(why));
+		if (result) {
+			fprintf(stderr, "srv_db: not upgrading %s from schema version %d: the copy before it failed"
+				" (%s); the store is unchanged\n", path, version, why);
+			return result;
+		}
+		fprintf(stderr, "srv_db: %s is at schema version %d; copied it to %s before upgrading it to %d\n",
+			path, version, backup, latest);
 	}
-	ts_err result = db_exec_sql(h, "BEGIN");
+	result = db_exec_sql(h, "BEGIN");
 	for (const char *p = strstr(srv_schema_sql, VERSION_MARK); p && !result;) {
 		const char *next = strstr(p + 1, VERSION_MARK);
 		int v = atoi(p + strlen(VERSION_MARK));
 		if (v > version) {
 			size_t len = next ? (size_t)(next - p) : strlen(p);
-			char *sql = strndup(p, len), set[64];
-			result = sql ? db_exec_sql(h, sql) : TS_ERR_NOMEM;
-			free(sql);
+			char *sql = strndup(p, len), set[64], *msg = NULL;
 			snprintf(set, sizeof(set), "PRAGMA user_version=%d", v);
-			if (!result)
-				result = db_exec_sql(h, set);
+			if (!sql)
+				result = TS_ERR_NOMEM;
+			else if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK ||
+				 sqlite3_exec(h, set, NULL, NULL, &msg) != SQLITE_OK)
+				result = TS_ERR_DB;
+			if (result) {
+				failed_at = v;
+				snprintf(why, sizeof(why), "%s", msg ? msg : sqlite3_errmsg(h));
+			}
+			sqlite3_free(msg);
+			free(sql);
 		}
 		p = next;
 	}
 	if (!result)
 		result = db_exec_sql(h, "COMMIT");
-	if (result)
+	if (result) {
 		db_exec_sql(h, "ROLLBACK");
-	else if (version > 0)
-		fprintf(stderr, "%s: %s upgraded from schema version %d to %d\n", __func__, path, version, latest);
+		if (version > 0 || failed_at)
+			fprintf(stderr, "srv_db: upgrading %s from schema version %d to %d failed%s%.0d%s%s; the store"
+				" is unchanged (still version %d)\n", path, version, latest,
+				failed_at ? " in the step to version " : "", failed_at, *why ? ": " : "", why, version);
+	} else if (version > 0) {
+		fprintf(stderr, "srv_db: %s upgraded from schema version %d to %d\n", path, version, latest);
+	}
 	return result;
 }
 
@@ -350,6 +385,9 @@ ts_err srv_db_open(const char *path, int create, srv_db **out)
 	 * records, cursors) than the default 100 x 1200 bytes: fewer mallocs per statement. */
 	(void)sqlite3_db_config(db->h, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1200, 1000);
 	sqlite3_busy_timeout(db->h, 5000);
+	int version = db_user_version(db->h);
+	if (version < 0 || db_refuse_newer(version, srv_db_schema_latest(), path))
+		goto out;
 	/* WAL with synchronous=FULL: a commit is on disk (fsync) before its reply, so it survives a
 	 * power loss too; group commit shares one fsync among the requests ready together.
 	 * TESSERA_SYNCHRONOUS=normal trades that for speed (a kill -9 still loses nothing; a power
@@ -369,7 +407,7 @@ ts_err srv_db_open(const char *path, int create, srv_db **out)
 				    " PRAGMA temp_store=MEMORY;");
 	if (result)
 		goto out;
-	result = db_migrate(db->h, path);
+	result = db_migrate(db->h, path, version);
 	if (result)
 		goto out;
 	for (int i = 0; i < TX__COUNT; i++) {

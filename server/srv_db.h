@@ -104,9 +104,14 @@ enum srv_stmt {
 
 typedef struct srv_db srv_db;
 
-/* Opens (create: also creates and applies the schema) the store at path. */
+/* Opens (create: also creates and applies the schema) the store at path. A store at an older
+ * schema version is first copied to path.before-vN (N its version), then upgraded in one
+ * transaction; a failed upgrade leaves it unchanged. A store newer than this binary is refused
+ * untouched. Each case is logged to stderr. */
 ts_err srv_db_open(const char *path, int create, srv_db **out);
 void srv_db_close(srv_db *db);
+/* The newest schema version this binary knows (the last schema/NNN_*.sql). */
+int srv_db_schema_latest(void);
 
 /* The prepared statement, reset and with its bindings cleared. Owned by db. */
 sqlite3_stmt *srv_db_stmt(srv_db *db, enum srv_stmt id);

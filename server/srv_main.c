@@ -13,8 +13,10 @@
 #include <event2/event.h>
 
 #include "srv_auth.h"
+#include "srv_backup.h"
 #include "srv_db.h"
 #include "srv_http.h"
+#include "srv_lock.h"
 #include "srv_tls.h"
 #include "srv_work.h"
 #include "ts_token.h"
@@ -38,6 +40,9 @@ static const char usage_main[] =
 	"  pin --data DIR                     print the server's public-key pin\n"
 	"  compact --data DIR [--days N]      delete the units of jobs finished over N days ago\n"
 	"                                     (default 7); jobs keep their results\n"
+	"  backup --data DIR FILE [--force]   a consistent copy of the store, also while serving\n"
+	"  restore --data DIR FILE            put a copy in place of the store (server stopped;\n"
+	"                                     the current one is kept as tessera.db.before-restore)\n"
 	"\n"
 	"Run 'tessera-server COMMAND --help' for a command's options.\n";
 
@@ -58,6 +63,19 @@ static const char usage_compact[] =
 	"  Deletes the units and replicas of jobs that finished more than N days ago (default 7,\n"
 	"  0: all finished jobs), in small transactions, so it can run beside a live server.\n"
 	"  Jobs keep their results; their per-unit history (units by node, convergence) goes.\n";
+static const char usage_backup[] =
+	"usage: tessera-server backup --data DIR FILE [--force]\n"
+	"  Copies DIR/tessera.db to FILE with SQLite's online backup, also while the server serves\n"
+	"  (one snapshot: the copy is consistent; the server is not stopped). FILE is written as\n"
+	"  FILE.tmp, checked (integrity_check) and renamed, so it is a complete copy or absent. It is\n"
+	"  one self-contained SQLite file (no -wal). An existing FILE is refused unless --force.\n"
+	"  The key and certificate are not in it: keep a copy of DIR/server.key and server.crt.\n";
+static const char usage_restore[] =
+	"usage: tessera-server restore --data DIR FILE\n"
+	"  Replaces DIR/tessera.db by a copy of FILE (a backup, or a tessera.db.before-vN left by an\n"
+	"  upgrade), once the copy passes the checks: SQLite integrity_check, Tessera's tables and a\n"
+	"  schema version this server knows (an older one is upgraded at the next start). The\n"
+	"  current store is kept as DIR/tessera.db.before-restore. Refused while a server runs on DIR.\n";
 static const char usage_pin[] =
 	"usage: tessera-server pin --data DIR\n"
 	"  Prints the pin (sha256//base64 of the server's public key).\n";
@@ -68,7 +86,8 @@ struct opts {
 	const char *listen;
 	const char *user;
 	const char *days;
-	int quiet;
+	const char *file; /* backup, restore: the copy */
+	int quiet, force;
 	srv_config cfg;
 };
 
@@ -146,8 +165,9 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		{"days", required_argument, NULL, 'D'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
+		{"force", no_argument, NULL, 'f'},
 	};
-	size_t n = 7;
+	size_t n = 8;
 	for (size_t i = 0; i < TS_ARRAY_LEN(config_rows); i++)
 		longopts[n++] = (struct option){config_rows[i].name, required_argument, NULL, OPT_CONFIG + (int)i};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
@@ -167,6 +187,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		case 'u': o->user = optarg; break;
 		case 'D': o->days = optarg; break;
 		case 'q': o->quiet = 1; break;
+		case 'f': o->force = 1; break;
 		case 'h':
 			fputs(usage, stdout);
 			if (run)
@@ -179,8 +200,16 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 			return 2;
 		}
 	}
+	/* backup and restore name their copy: one argument after the options. */
+	int wants_file = usage == usage_backup || usage == usage_restore;
+	if (wants_file && optind < argc)
+		o->file = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "tessera-server: unexpected argument '%s'\n%s", argv[optind], usage);
+		return 2;
+	}
+	if (wants_file && (!o->file || !*o->file)) {
+		fprintf(stderr, "tessera-server: FILE is required\n%s", usage);
 		return 2;
 	}
 	if (!o->data) {
@@ -197,6 +226,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 		{"--user", o->user != NULL, run},
 		{"--quiet", o->quiet, run},
 		{"--days", o->days != NULL, usage == usage_compact},
+		{"--force", o->force, usage == usage_backup},
 	};
 	for (size_t i = 0; i < TS_ARRAY_LEN(owned); i++) {
 		if (owned[i].given && !owned[i].ok) {
@@ -207,8 +237,9 @@ static int parse_opts(int argc, char **argv, const char *usage, struct opts *o)
 	return 0;
 }
 
-static int cmd_pin(const char *dir)
+static int cmd_pin(const struct opts *o)
 {
+	const char *dir = o->data;
 	char cert[4096], pin[TS_PIN_MAX];
 	unsigned char digest[32];
 	data_path(cert, sizeof(cert), dir, "server.crt");
@@ -253,6 +284,54 @@ static int cmd_compact(const struct opts *o)
 	srv_db_close(db);
 	printf("compacted: %lld units and %lld replicas of jobs finished before %lld days ago\n",
 	       (long long)removed[1], (long long)removed[0], (long long)days);
+	return 0;
+}
+
+static int cmd_backup(const struct opts *o)
+{
+	char store[4096], why[1024];
+	int version;
+	data_path(store, sizeof(store), o->data, "tessera.db");
+	double start = ts_mono();
+	if (srv_backup_store(store, o->file, o->force, &version, why, sizeof(why))) {
+		fprintf(stderr, "tessera-server: backup failed: %s\n", why);
+		return 1;
+	}
+	printf("backed up %s (schema version %d) to %s in %.1f s\n", store, version, o->file, ts_mono() - start);
+	return 0;
+}
+
+static int cmd_restore(const struct opts *o)
+{
+	char store[4096], why[1024];
+	int version, lock;
+	data_path(store, sizeof(store), o->data, "tessera.db");
+	struct stat st;
+	if (stat(o->data, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "tessera-server: restore failed: no data dir %s (tessera-server init --data %s"
+			" makes one, with the key and certificate a server needs)\n", o->data, o->data);
+		return 1;
+	}
+	/* Held until the store is swapped: no server starts on one half swapped. */
+	ts_err locked = srv_lock_take(o->data, &lock, why, sizeof(why));
+	if (locked) {
+		fprintf(stderr, "tessera-server: restore refused: %s%s\n", why,
+			locked == TS_ERR_CONFLICT ? "; stop it first" : "");
+		return 1;
+	}
+	int had_store = access(store, F_OK) == 0;
+	if (srv_backup_restore(o->data, o->file, &version, why, sizeof(why))) {
+		fprintf(stderr, "tessera-server: restore failed: %s; %s is unchanged\n", why, store);
+		srv_lock_release(lock);
+		return 1;
+	}
+	srv_lock_release(lock);
+	printf("restored %s (schema version %d) to %s\n", o->file, version, store);
+	if (had_store)
+		printf("the previous store is kept as %s.before-restore\n", store);
+	if (version < srv_db_schema_latest())
+		printf("it will be upgraded from schema version %d to %d at the next start\n", version,
+		       srv_db_schema_latest());
 	return 0;
 }
 
@@ -383,7 +462,7 @@ static void on_signal(evutil_socket_t sig, short events, void *arg)
 static int cmd_run(const struct opts *o)
 {
 	char key[4096], cert[4096], dbpath[4096], portfile[4096], host[256] = "0.0.0.0", pin[TS_PIN_MAX];
-	int port = DEFAULT_PORT, rc = 1;
+	int port = DEFAULT_PORT, rc = 1, lock = -1;
 	srv_ctx ctx = {.quiet = o->quiet, .cfg = o->cfg, .node_timeout_s = o->cfg.node_timeout_s};
 	struct event *sigint = NULL, *sigterm = NULL, *sweep = NULL, *police = NULL;
 	if (o->listen && parse_listen(o->listen, host, sizeof(host), &port)) {
@@ -422,8 +501,14 @@ static int cmd_run(const struct opts *o)
 		goto out;
 	if (o->user && drop_privileges(o->user, o->data))
 		goto out;
-	/* Only now: SQLite creates the -wal and -shm files at open, and they must belong to the
-	 * user that runs the server, not to root. */
+	/* Only now: SQLite creates the -wal and -shm files at open (and the lock file here), and
+	 * they must belong to the user that runs the server, not to root. The lock is held until
+	 * exit, so that restore cannot swap the store under this server. */
+	char why[1024];
+	if (srv_lock_take(o->data, &lock, why, sizeof(why))) {
+		fprintf(stderr, "tessera-server: %s\n", why);
+		goto out;
+	}
 	if (srv_db_open(dbpath, 0, &ctx.db))
 		goto out;
 	sqlite3_busy_timeout(srv_db_handle(ctx.db), (int)o->cfg.busy_timeout_ms);
@@ -453,6 +538,7 @@ out:
 	if (ctx.base)
 		event_base_free(ctx.base);
 	srv_db_close(ctx.db);
+	srv_lock_release(lock);
 	SSL_CTX_free(ctx.ssl);
 	return rc;
 }
@@ -462,7 +548,15 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		const char *usage;
-	} cmds[] = {{"init", usage_init}, {"run", usage_run}, {"pin", usage_pin}, {"compact", usage_compact}};
+		int (*run)(const struct opts *o);
+	} cmds[] = {
+		{"init", usage_init, cmd_init},
+		{"run", usage_run, cmd_run},
+		{"pin", usage_pin, cmd_pin},
+		{"compact", usage_compact, cmd_compact},
+		{"backup", usage_backup, cmd_backup},
+		{"restore", usage_restore, cmd_restore},
+	};
 	struct opts o = {0};
 	umask(077); /* keys, the store and its WAL are private to the server's user */
 	if (argc < 2) {
@@ -479,13 +573,7 @@ int main(int argc, char **argv)
 		int rc = parse_opts(argc - 1, argv + 1, cmds[i].usage, &o);
 		if (rc)
 			return rc < 0 ? 0 : rc;
-		if (i == 0)
-			return cmd_init(&o);
-		if (i == 1)
-			return cmd_run(&o);
-		if (i == 3)
-			return cmd_compact(&o);
-		return cmd_pin(o.data);
+		return cmds[i].run(&o);
 	}
 	fprintf(stderr, "tessera-server: unknown command '%s'\n%s", argv[1], usage_main);
 	return 2;

@@ -340,7 +340,16 @@ static sqlite3 *db_open(const th_server *s)
 
 void th_db_digest(const th_server *s, char out[65])
 {
-	sqlite3 *db = db_open(s);
+	char path[400];
+	snprintf(path, sizeof(path), "%s/tessera.db", s->data);
+	th_file_digest(path, out);
+}
+
+void th_file_digest(const char *path, char out[65])
+{
+	sqlite3 *db = NULL;
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "open %s", path);
+	sqlite3_busy_timeout(db, 5000);
 	sqlite3_stmt *tables, *rows;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char d[32];

@@ -66,6 +66,8 @@ long th_http_bytes(const th_server *s, const char *method, const char *path, con
 
 /* A digest of every row of every table of the server's store: equal digests, same data. */
 void th_db_digest(const th_server *s, char out[65]);
+/* The same for the database file at path (a backup, say). */
+void th_file_digest(const char *path, char out[65]);
 /* Runs SQL on the server's store (for test set-up the API cannot make, e.g. expired tokens). */
 void th_db_exec(const th_server *s, const char *sql);
 /* Runs a query that returns one integer on the server's store. */
