@@ -51,8 +51,13 @@ ts_err cl_sys_cpu_read(cl_sys_cpu *out);
 ts_err cl_sys_temp(double *celsius);
 /* *on_battery as cl_sys_power_on_battery says; 0 where no supply is listed. */
 ts_err cl_sys_on_battery(int *on_battery);
-/* CPU seconds this process (all its threads) and its waited-for children have used. */
+/* CPU seconds this process (all its threads), its waited-for children and its live
+ * descendants (a program unit's sandbox, whose processes count as ours, not as "other
+ * processes") have used. Live descendants are read from the real /proc, not the test root. */
 double cl_sys_self_cpu_s(void);
+/* The ticks a /proc/PID/stat line says: its parent, and utime + stime + cutime + cstime.
+ * TS_ERR_BAD_REQUEST when text is not such a line. */
+ts_err cl_sys_parse_pid_stat(const char *text, long *ppid, uint64_t *ticks);
 /* Clock ticks per second of /proc/stat. */
 long cl_sys_hz(void);
 

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cl_prefs.h"
@@ -219,6 +222,44 @@ Test(sys, other_processes_share_without_our_own_time)
 	cr_expect_float_eq(cl_sys_other_pct(&a, &b, 3.0, 100), 57, 1e-9);
 	cr_expect_float_eq(cl_sys_other_pct(&a, &b, 20.0, 100), 0, 1e-9, "never below 0");
 	cr_expect_lt(cl_sys_other_pct(&a, &a, 0, 100), 0, "no time passed: unknown");
+}
+
+Test(sys, process_stat_lines_and_our_own_children)
+{
+	long ppid = 0;
+	uint64_t ticks = 0;
+	cr_assert_eq(cl_sys_parse_pid_stat("4242 (python3 (mpi) x) S 17 4242 4242 0 -1 4194560 1 2 3 4 "
+					   "100 20 7 3 20 0 1 0 5 6 7\n", &ppid, &ticks), TS_OK);
+	cr_expect_eq(ppid, 17);
+	cr_expect_eq(ticks, 130, "utime + stime + cutime + cstime");
+	cr_expect_neq(cl_sys_parse_pid_stat("4242 (x) S 17\n", &ppid, &ticks), TS_OK);
+	/* A busy child of ours counts as ours while it runs, before it is reaped: it spins until it
+	 * has used 0.5 s of CPU (however loaded the machine), says so through a pipe and waits. */
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	double before = cl_sys_self_cpu_s();
+	pid_t child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		struct timespec cpu = {0, 0};
+		while (cpu.tv_sec == 0 && cpu.tv_nsec < 500 * 1000 * 1000)
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+		char one = 1;
+		if (write(fds[1], &one, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char got = 0;
+	cr_assert_eq(read(fds[0], &got, 1), 1);
+	double during = cl_sys_self_cpu_s();
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(fds[0]);
+	close(fds[1]);
+	double after = cl_sys_self_cpu_s();
+	cr_expect_geq(during - before, 0.45, "a live child's CPU time was not counted (%g s)", during - before);
+	cr_expect_geq(after, during - 0.05, "our CPU time went down when the child was reaped");
 }
 
 Test(sys, battery_from_power_supplies)
