@@ -4,6 +4,7 @@
  * shows "paused: hot" in /api/v1/nodes and /metrics, and finishes the job exactly once it
  * cools; heartbeats with bad health are refused whole; a node outside its hours takes no work. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,64 @@ Test(pause, hot_node_pauses_keeps_its_leases_and_finishes_exactly_when_cool, .in
 	cr_expect(log_has(log, "resumed"), "the log does not say it resumed");
 	cr_expect_eq(th_proc_stop(pid, 10), 0, "the client did not stop cleanly");
 	cr_expect_eq(count_replicas(job, node, REPORTED), 2, "the node did not compute both units");
+}
+
+/* A fake /proc/stat that moves like a 4-CPU machine at 100 ticks/s whose other processes use
+ * stat_busy_pct of it, rewritten every 100 ms until stat_quit. */
+static volatile int stat_busy_pct, stat_quit;
+
+static void *stat_writer(void *arg)
+{
+	(void)arg;
+	double t0 = ts_mono(), busy = 0, last = t0;
+	while (!stat_quit) {
+		double now = ts_mono();
+		busy += (now - last) * 400 * stat_busy_pct / 100.0;
+		last = now;
+		uint64_t total = 40000 + (uint64_t)((now - t0) * 400), b = 2000 + (uint64_t)busy;
+		char text[128];
+		snprintf(text, sizeof(text), "cpu  %llu 0 0 %llu 0 0 0 0 0 0\n", (unsigned long long)b,
+			 (unsigned long long)(total - b));
+		put("/proc/stat", text);
+		nap(0.1);
+	}
+	return NULL;
+}
+
+Test(pause, busy_machine_pauses_the_node_until_the_others_are_done, .init = srv_start,
+     .fini = srv_stop, .timeout = 120)
+{
+	int64_t node = 0;
+	char log[400];
+	pthread_t writer;
+	snprintf(log, sizeof(log), "%s/busy-node.log", srv.dir);
+	fake_machine(0);
+	stat_busy_pct = 5;
+	cr_assert_eq(pthread_create(&writer, NULL, stat_writer, NULL), 0);
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,"
+				      "\"seed\":42},\"units\":2,\"deadline_s\":600}");
+	const char *args[] = {"--max-rate", "1e5", "--pause-when-busy", "50", NULL};
+	pid_t pid = start_node("busy-node", args, &node);
+	double until = ts_mono() + 30;
+	while (count_replicas(job, node, LEASED) == 0 && ts_mono() < until)
+		nap(0.02);
+	cr_expect(wait_paused(node, "", 1), "a quiet machine paused the node");
+	/* Others take 95% of the machine: far above 50% even after the node's own time. */
+	stat_busy_pct = 95;
+	cr_expect(wait_paused(node, "busy", 6), "the node did not show paused: busy");
+	cr_expect(log_has(log, "paused: busy (other processes "), "the log does not say why it paused");
+	cr_expect_eq(count_replicas(job, node, REPORTED), 0, "a unit was done before the pause");
+	nap(2.0);
+	cr_expect_eq(count_replicas(job, node, REPORTED), 0, "a paused node went on computing");
+	stat_busy_pct = 5;
+	cr_expect(wait_paused(node, "", 6), "the node did not resume when the machine was quiet");
+	json_t *j = th_wait_job(&srv, job, 60);
+	stat_quit = 1;
+	pthread_join(writer, NULL);
+	cr_assert(j);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "hits")), 785192);
+	json_decref(j);
+	cr_expect_eq(th_proc_stop(pid, 10), 0, "the client did not stop cleanly");
 }
 
 /* Outside its hours a node takes no work at all, and says so; a --max-temp it cannot apply
