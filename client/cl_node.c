@@ -888,10 +888,12 @@ static ts_err node_compute_current(struct node_ctx *c)
 }
 
 /* While the volunteer's controls pause the node: tells the server at once (a heartbeat) when
- * the reason changes, reports what is finished, and waits a little. 0 when not paused. */
-static int node_paused(struct node_ctx *c)
+ * the reason changes, reports what is finished, and waits a little. 0 when not paused; else 1,
+ * with *result an error when the node must stop (as node_report's). */
+static int node_paused(struct node_ctx *c, ts_err *result)
 {
 	cl_prefs_reason r = cl_pause_reason(c->pause);
+	*result = TS_OK;
 	if (r != c->shown) {
 		c->shown = r;
 		cl_beat_now(c->beat);
@@ -899,10 +901,10 @@ static int node_paused(struct node_ctx *c)
 	if (r == CL_PREFS_RUN)
 		return 0;
 	node_io_collect(c, 1);
-	if (json_array_size(c->pending) > 0 && !c->fatal && node_report(c, 1) != TS_OK && !*c->stop)
-		return 1; /* node_report set c->fatal */
-	/* Short waits: a signal does not wake a condition variable. */
-	cl_pause_wait(c->pause, 0.2);
+	if (json_array_size(c->pending) > 0 && !c->fatal)
+		*result = node_report(c, 1);
+	else
+		cl_pause_wait(c->pause, 0.2); /* short: a signal does not wake a condition variable */
 	return 1;
 }
 
@@ -919,8 +921,13 @@ static ts_err node_loop(struct node_ctx *c)
 		node_io_collect(c, json_array_size(c->queue) == 0);
 		if (c->fatal || *c->stop)
 			break;
-		if (node_paused(c))
+		if (node_paused(c, &result)) {
+			if (result && *c->stop && !c->fatal)
+				result = TS_OK; /* interrupted while retrying: the final report comes next */
+			if (result)
+				goto out;
 			continue;
+		}
 		if (json_array_size(c->queue) == 0) {
 			if (json_array_size(c->pending) > 0)
 				result = node_report(c, 1);

@@ -637,14 +637,15 @@ static const cl_args_cmd commands[] = {
 	 "  --run-on-battery\n"
 	 "                  compute on battery power too (by default a laptop pauses\n"
 	 "                  while it runs on its battery)\n"
-	 "                  A pause stops the unit within a second; the node keeps its\n"
-	 "                  units (the heartbeat keeps their leases) and computes the\n"
-	 "                  unit again from its start on resume. The log says why it\n"
-	 "                  paused and when it resumed; the server shows \"paused: hot\".\n"
 	 "  --quiet         no line per unit\n"
 	 "  --max-rate R    at most R indices a second: each unit is reported no sooner\n"
 	 "                  than count / R seconds after it began (for tests that need\n"
-	 "                  a unit to outlast a timeout whatever the machine's speed)\n"},
+	 "                  a unit to outlast a timeout whatever the machine's speed)\n"
+	 "\nA pause (--pause-when-busy, --max-temp, --hours, battery) stops the unit in\n"
+	 "progress within a second; the node keeps its units (heartbeats keep their\n"
+	 "leases) and computes the unit again from its start on resume. The log says why\n"
+	 "it paused (\"paused: hot (CPU 85.0 C > 75 C; ...)\") and when it resumed; the\n"
+	 "server's node list shows \"paused\": \"hot\".\n"},
 	{"bench", cmd_bench, "bench [--kernel K] [--threads N] [--seconds S] [--json]",
 	 "\nMeasures how fast this machine runs each kernel.\n\n"
 	 "  --kernel K    only this kernel\n"
