@@ -314,6 +314,48 @@ Test(pause, outside_its_hours_a_node_takes_no_work, .init = srv_start, .fini = s
 	cr_expect_eq(th_proc_stop(pid, 10), 0, "the client did not stop cleanly");
 }
 
+/* Runs the admin's CLI (logged in by the first call); returns its exit status. */
+static int cli(char *out, size_t cap, const char *a0, const char *a1, const char *a2, const char *a3,
+	       const char *a4, const char *a5)
+{
+	char env_cfg[512], env_pw[128];
+	snprintf(env_cfg, sizeof(env_cfg), "TESSERA_CONFIG=%s/cli", srv.dir);
+	snprintf(env_pw, sizeof(env_pw), "TESSERA_PASSWORD=%s", TH_ADMIN_PASSWORD);
+	char *env[] = {env_cfg, env_pw, NULL};
+	char *argv[] = {(char *)th_bin("tessera"), (char *)a0, (char *)a1, (char *)a2, (char *)a3,
+			(char *)a4, (char *)a5, NULL};
+	return th_run(argv, env, 60, out, cap);
+}
+
+/* A laptop unplugged pauses (unless --run-on-battery) and resumes when plugged in again; the
+ * CLI's node list shows it. */
+Test(pause, on_battery_unless_told_to_run_on_it, .init = srv_start, .fini = srv_stop, .timeout = 60)
+{
+	int64_t laptop = 0, anyway = 0;
+	char out[8192];
+	fake_machine(0);
+	put("/sys/class/power_supply/AC/type", "Mains\n");
+	put("/sys/class/power_supply/AC/online", "1\n");
+	put("/sys/class/power_supply/BAT0/type", "Battery\n");
+	put("/sys/class/power_supply/BAT0/status", "Charging\n");
+	const char *plain[] = {NULL}, *override[] = {"--run-on-battery", NULL};
+	pid_t a = start_node("laptop", plain, &laptop);
+	pid_t b = start_node("anyway", override, &anyway);
+	cr_assert(wait_paused(laptop, "", 10) && wait_paused(anyway, "", 10));
+	put("/sys/class/power_supply/AC/online", "0\n");
+	put("/sys/class/power_supply/BAT0/status", "Discharging\n");
+	cr_expect(wait_paused(laptop, "battery", 6), "an unplugged laptop did not pause");
+	cr_expect(wait_paused(anyway, "", 0.1), "--run-on-battery paused");
+	cr_assert_eq(cli(out, sizeof(out), "login", srv.url, "--user", "admin", "--pin", srv.pin), 0, "%s", out);
+	cr_assert_eq(cli(out, sizeof(out), "nodes", NULL, NULL, NULL, NULL, NULL), 0, "%s", out);
+	cr_expect(strstr(out, "paused:battery"), "tessera nodes: %s", out);
+	put("/sys/class/power_supply/AC/online", "1\n");
+	put("/sys/class/power_supply/BAT0/status", "Charging\n");
+	cr_expect(wait_paused(laptop, "", 6), "a laptop plugged in again did not resume");
+	cr_expect_eq(th_proc_stop(a, 10), 0);
+	cr_expect_eq(th_proc_stop(b, 10), 0);
+}
+
 static long beat(const char *token, const char *body, json_t **reply)
 {
 	return th_http(&srv, "POST", "/api/v1/nodes/heartbeat", token, body, body ? strlen(body) : 0, 0,
