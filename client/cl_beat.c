@@ -18,6 +18,8 @@ struct cl_beat {
 	pthread_cond_t cv; /* on CLOCK_MONOTONIC, like ts_mono */
 	cl_http *http;     /* used by the thread only */
 	double period;
+	cl_beat_extra_fn extra; /* NULL, or cleared when the server refuses its fields */
+	void *extra_arg;
 	/* Guarded by mu. */
 	int busy, quit;
 	double next; /* ts_mono() of the next beat while busy */
@@ -26,14 +28,15 @@ struct cl_beat {
 	volatile sig_atomic_t abort;
 };
 
-ts_err cl_beat_send(cl_http *h, const json_t *rates, const json_t *programs, int *status, char *msg,
-		    size_t msglen)
+ts_err cl_beat_send(cl_http *h, const json_t *rates, const json_t *programs, const json_t *extra,
+		    int *status, char *msg, size_t msglen)
 {
-	json_t *body = rates || programs ? json_object() : NULL;
+	int any = rates || programs || extra;
+	json_t *body = any ? json_object() : NULL;
 	json_t *reply = NULL;
-	if ((rates || programs) &&
-	    (!body || (rates && json_object_set(body, "rates", (json_t *)rates)) ||
-	     (programs && json_object_set(body, "programs", (json_t *)programs)))) {
+	if (any && (!body || (rates && json_object_set(body, "rates", (json_t *)rates)) ||
+		    (programs && json_object_set(body, "programs", (json_t *)programs)) ||
+		    (extra && json_object_update(body, (json_t *)extra)))) {
 		json_decref(body);
 		snprintf(msg, msglen, "out of memory");
 		return TS_ERR_NOMEM;
@@ -73,7 +76,16 @@ static void *beat_thread(void *arg)
 		pthread_mutex_unlock(&b->mu);
 		char msg[CL_HTTP_MSG_MAX];
 		int status = 0;
-		ts_err e = cl_beat_send(b->http, NULL, NULL, &status, msg, sizeof(msg));
+		json_t *extra = b->extra ? b->extra(b->extra_arg) : NULL;
+		ts_err e = cl_beat_send(b->http, NULL, NULL, extra, &status, msg, sizeof(msg));
+		if (e == TS_ERR_BAD_REQUEST && extra) {
+			/* A server older than health and pauses: plain beats keep the node alive. */
+			fprintf(stderr, "the server refuses the heartbeat's health (%s): sending "
+					"heartbeats without it\n", msg);
+			b->extra = NULL;
+			e = cl_beat_send(b->http, NULL, NULL, NULL, &status, msg, sizeof(msg));
+		}
+		json_decref(extra);
 		if (e && !b->abort)
 			fprintf(stderr, "heartbeat failed: %s\n", msg);
 		pthread_mutex_lock(&b->mu);
@@ -86,8 +98,8 @@ static void *beat_thread(void *arg)
 	return NULL;
 }
 
-ts_err cl_beat_start(const cl_http_opts *opts, double period_s, cl_beat **out, char *why,
-		     size_t whylen)
+ts_err cl_beat_start(const cl_http_opts *opts, double period_s, cl_beat_extra_fn extra, void *arg,
+		     cl_beat **out, char *why, size_t whylen)
 {
 	ts_err result;
 	pthread_condattr_t ca;
@@ -99,6 +111,8 @@ ts_err cl_beat_start(const cl_http_opts *opts, double period_s, cl_beat **out, c
 		return TS_ERR_NOMEM;
 	}
 	b->period = period_s;
+	b->extra = extra;
+	b->extra_arg = arg;
 	if ((result = cl_http_open(opts, &b->http, why, whylen)) != TS_OK) {
 		free(b);
 		return result;
@@ -135,6 +149,16 @@ void cl_beat_busy(cl_beat *b, int busy)
 	b->busy = busy;
 	/* The fetch or report just before counted as contact: the first beat is a period away. */
 	b->next = ts_mono() + b->period;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+void cl_beat_now(cl_beat *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->next = ts_mono();
 	pthread_cond_signal(&b->cv);
 	pthread_mutex_unlock(&b->mu);
 }

@@ -22,17 +22,26 @@
 typedef struct cl_beat cl_beat;
 
 /* One heartbeat on h, with rates ({"kernel": indices/s}) and programs (what the node runs, or
- * JSON null for none) when not NULL. On failure msg says why and *status is the HTTP status
- * (0: no answer). */
-ts_err cl_beat_send(cl_http *h, const json_t *rates, const json_t *programs, int *status, char *msg,
-		    size_t msglen);
+ * JSON null for none) when not NULL, and the fields of extra (an object: "health", "paused")
+ * when not NULL. On failure msg says why and *status is the HTTP status (0: no answer). */
+ts_err cl_beat_send(cl_http *h, const json_t *rates, const json_t *programs, const json_t *extra,
+		    int *status, char *msg, size_t msglen);
+
+/* What each beat of the thread carries besides liveness: a new object of fields, or NULL for
+ * none. Called on the heartbeat thread. */
+typedef json_t *(*cl_beat_extra_fn)(void *arg);
 
 /* Starts the thread, connected like opts (its own handle), beating every period_s seconds
- * while busy; failures go to stderr. On failure *out is NULL and why says why. */
-ts_err cl_beat_start(const cl_http_opts *opts, double period_s, cl_beat **out, char *why,
-		     size_t whylen);
+ * while busy, each beat with extra(arg)'s fields when extra is not NULL (a server that refuses
+ * them, 400, gets beats without them from then on, said once); failures go to stderr. On
+ * failure *out is NULL and why says why. */
+ts_err cl_beat_start(const cl_http_opts *opts, double period_s, cl_beat_extra_fn extra, void *arg,
+		     cl_beat **out, char *why, size_t whylen);
 /* Busy from now on (the first beat comes a period from now), or idle. */
 void cl_beat_busy(cl_beat *b, int busy);
+/* The next beat now (the node's pause changed: the server should know without a period's
+ * delay), when busy. NULL is fine. */
+void cl_beat_now(cl_beat *b);
 /* Heartbeats sent and failed so far. */
 void cl_beat_counts(cl_beat *b, unsigned long *sent, unsigned long *failed);
 /* Stops the thread within about a second (a request in flight is abandoned) and frees b.

@@ -248,11 +248,19 @@ void cl_job_print_nodes(FILE *f, const json_t *nodes)
 		fprintf(f, "no nodes\n");
 		return;
 	}
-	fprintf(f, "%5s  %-20s  %-16s  %5s  %-8s  %6s  %10s  %5s  %s\n", "ID", "NAME", "PLATFORM",
+	fprintf(f, "%5s  %-20s  %-16s  %5s  %-12s  %6s  %10s  %5s  %s\n", "ID", "NAME", "PLATFORM",
 		"CORES", "STATE", "RELIAB", "UNITS", "TOKEN", "LAST SEEN");
 	json_array_foreach(nodes, i, nd) {
-		char seen[32], rel[16] = "-", token[24] = "-", name[256], platform[256];
+		char seen[32], rel[16] = "-", token[24] = "-", name[256], platform[256], state[40];
 		const json_t *r = json_object_get(nd, "reliability");
+		const char *st = job_str(nd, "state", "?");
+		const char *paused = json_string_value(json_object_get(nd, "paused"));
+		/* An online node that its volunteer's controls pause: "paused:hot" (the server only
+		 * sends the four reasons). */
+		if (paused && strcmp(st, "online") == 0)
+			snprintf(state, sizeof(state), "paused:%.24s", paused);
+		else
+			snprintf(state, sizeof(state), "%.32s", st);
 		node_seen(job_int(nd, "last_seen"), seen, sizeof(seen));
 		if (json_is_number(r))
 			snprintf(rel, sizeof(rel), "%.3f", json_number_value(r));
@@ -262,10 +270,10 @@ void cl_job_print_nodes(FILE *f, const json_t *nodes)
 		/* Names come from volunteers: never send their control characters to a terminal. */
 		fprintf(f,
 			"%5" JSON_INTEGER_FORMAT "  %-20s  %-16s  %5" JSON_INTEGER_FORMAT
-			"  %-8s  %6s  %10" JSON_INTEGER_FORMAT "  %5s  %s\n",
+			"  %-12s  %6s  %10" JSON_INTEGER_FORMAT "  %5s  %s\n",
 			job_int(nd, "id"), ts_escape_ctrl(job_str(nd, "name", "?"), name, sizeof(name)),
 			ts_escape_ctrl(job_str(nd, "platform", "?"), platform, sizeof(platform)),
-			job_int(nd, "cores"), job_str(nd, "state", "?"), rel, job_int(nd, "units_done"),
+			job_int(nd, "cores"), state, rel, job_int(nd, "units_done"),
 			token, seen);
 	}
 }

@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "cl_beat.h"
+#include "cl_pause.h"
+#include "cl_sys.h"
 #include "cl_unit.h"
 #include "ts_util.h"
 
@@ -33,6 +35,9 @@ struct node_ctx {
 	volatile sig_atomic_t *stop;
 	cl_http *http;
 	cl_beat *beat;   /* NULL: no heartbeat */
+	cl_pause *pause; /* NULL: no volunteer controls */
+	const volatile int *cancel; /* what the compute checks: stop, or halt with controls on */
+	cl_prefs_reason shown;      /* the pause the server was last told of */
 	json_t *pending; /* array of pending items, oldest first */
 	cl_node_backoff backoff;
 	cl_node_backoff idle; /* rounds in which nothing could be computed */
@@ -75,11 +80,12 @@ static double node_uniform(void)
 	return (double)x / 4294967296.0;
 }
 
-/* Sleeps in short slices so that a signal ends the wait promptly whatever the race. */
-static void node_sleep(struct node_ctx *c, double seconds)
+/* Sleeps in short slices so that a signal (or flag, also set by a signal) ends the wait
+ * promptly whatever the race. */
+static void node_sleep_on(struct node_ctx *c, double seconds, const volatile int *flag)
 {
 	double until = ts_mono() + seconds;
-	while (!*c->stop) {
+	while (!*c->stop && !*flag) {
 		double left = until - ts_mono();
 		if (left <= 0)
 			break;
@@ -88,6 +94,11 @@ static void node_sleep(struct node_ctx *c, double seconds)
 		struct timespec ts = {0, (long)(left * 1e9)};
 		nanosleep(&ts, NULL);
 	}
+}
+
+static void node_sleep(struct node_ctx *c, double seconds)
+{
+	node_sleep_on(c, seconds, (const volatile int *)c->stop);
 }
 
 static enum node_fail node_classify(ts_err e, int status)
@@ -870,20 +881,26 @@ static ts_err node_compute_current(struct node_ctx *c)
 	double t0 = ts_mono();
 	ts_err e;
 	if (cl_unit_is_program(unit) && c->o->programs)
-		e = cl_unit_run(c->o->programs, c->http, unit, (const volatile int *)c->stop, &item, why, sizeof(why));
+		e = cl_unit_run(c->o->programs, c->http, unit, c->cancel, &item, why, sizeof(why));
 	else
-		e = cl_node_compute(unit, c->o->runner, c->o->threads, (const volatile int *)c->stop, &item, why,
-				    sizeof(why));
+		e = cl_node_compute(unit, c->o->runner, c->o->threads, c->cancel, &item, why, sizeof(why));
 	if (e == TS_OK && c->o->max_rate > 0) {
 		double count = (double)json_integer_value(json_object_get(unit, "count"));
-		node_sleep(c, t0 + count / c->o->max_rate - ts_mono());
-		if (*c->stop) { /* held, not done: the lease comes back on restart */
+		node_sleep_on(c, t0 + count / c->o->max_rate - ts_mono(), c->cancel);
+		if (*c->stop || *c->cancel) { /* held, not done: the lease comes back on restart */
 			json_decref(item);
-			return TS_OK;
+			item = NULL;
+			e = TS_ERR_UNAVAILABLE;
 		}
 	}
 	if (e == TS_ERR_UNAVAILABLE && *c->stop)
 		return TS_OK;
+	if (e == TS_ERR_UNAVAILABLE && *c->cancel) {
+		/* Paused: the unit goes back to the head of the queue, still held (its lease lives
+		 * on through the heartbeat), and is computed again from its start on resume. */
+		json_array_insert(c->queue, 0, (json_t *)unit);
+		return TS_OK;
+	}
 	if (e) {
 		/* Not ours to compute: given back with the report, so the server hands it to
 		 * another node now rather than when its lease ends. */
@@ -903,6 +920,27 @@ static ts_err node_compute_current(struct node_ctx *c)
 	return node_save_pending(c);
 }
 
+/* While the volunteer's controls pause the node: tells the server at once (a heartbeat) when
+ * the reason changes, reports what is finished, and waits a little. 0 when not paused; else 1,
+ * with *result an error when the node must stop (as node_report's). */
+static int node_paused(struct node_ctx *c, ts_err *result)
+{
+	cl_prefs_reason r = cl_pause_reason(c->pause);
+	*result = TS_OK;
+	if (r != c->shown) {
+		c->shown = r;
+		cl_beat_now(c->beat);
+	}
+	if (r == CL_PREFS_RUN)
+		return 0;
+	node_io_collect(c, 1);
+	if (json_array_size(c->pending) > 0 && !c->fatal)
+		*result = node_report(c, 1);
+	else
+		cl_pause_wait(c->pause, 0.2); /* short: a signal does not wake a condition variable */
+	return 1;
+}
+
 /* Takes units from the queue one at a time; while each computes, the background connection
  * reports the one before and fetches ahead. With the queue empty, the finished results are
  * reported (retried until answered) and the node fetches, long-polling. Returns an error only
@@ -916,6 +954,13 @@ static ts_err node_loop(struct node_ctx *c)
 		node_io_collect(c, json_array_size(c->queue) == 0);
 		if (c->fatal || *c->stop)
 			break;
+		if (node_paused(c, &result)) {
+			if (result && *c->stop && !c->fatal)
+				result = TS_OK; /* interrupted while retrying: the final report comes next */
+			if (result)
+				goto out;
+			continue;
+		}
 		if (json_array_size(c->queue) == 0) {
 			if (json_array_size(c->pending) > 0)
 				result = node_report(c, 1);
@@ -927,6 +972,11 @@ static ts_err node_loop(struct node_ctx *c)
 				goto out;
 			continue;
 		}
+		/* Cleared before the pause is read again: a pause from here on halts this unit. */
+		if (c->o->halt && c->pause)
+			__atomic_store_n(c->o->halt, 0, __ATOMIC_SEQ_CST);
+		if (*c->stop || cl_pause_reason(c->pause) != CL_PREFS_RUN)
+			continue;
 		c->current = json_incref(json_array_get(c->queue, 0));
 		json_array_remove(c->queue, 0);
 		node_io_start(c);
@@ -942,6 +992,21 @@ out:
 	return result;
 }
 
+/* What every heartbeat carries: the machine's health and the pause, if any (null: computing).
+ * On the heartbeat thread too: cl_pause_reason takes the pause's own lock. */
+static json_t *node_beat_extra(void *arg)
+{
+	struct node_ctx *c = arg;
+	const char *reason = cl_prefs_reason_name(cl_pause_reason(c->pause));
+	json_t *extra = json_object(), *health = cl_sys_health();
+	if (!extra || !health || json_object_set_new(extra, "health", health) ||
+	    json_object_set_new(extra, "paused", reason ? json_string(reason) : json_null())) {
+		json_decref(extra);
+		return NULL;
+	}
+	return extra;
+}
+
 /* The rates go with a heartbeat, so that the first fetch is sized by them. Not fatal: the server
  * then sizes work by the rates it has, and a revoked node learns it from the fetch. */
 static void node_send_rates(struct node_ctx *c)
@@ -951,10 +1016,14 @@ static void node_send_rates(struct node_ctx *c)
 	/* What it runs goes with them: its programs, or null (a node restarted without --programs
 	 * gets none). A server of the previous release refuses "programs": then only the rates. */
 	json_t *programs = c->o->programs ? json_incref((json_t *)cl_unit_caps(c->o->programs)) : json_null();
-	ts_err e = cl_beat_send(c->http, c->o->rates, programs, &status, msg, sizeof(msg));
+	json_t *extra = node_beat_extra(c);
+	ts_err e = cl_beat_send(c->http, c->o->rates, programs, extra, &status, msg, sizeof(msg));
+	if (e == TS_ERR_BAD_REQUEST) /* an older server: without health, then without programs */
+		e = cl_beat_send(c->http, c->o->rates, programs, NULL, &status, msg, sizeof(msg));
 	if (e == TS_ERR_BAD_REQUEST && !c->o->programs)
-		e = cl_beat_send(c->http, c->o->rates, NULL, &status, msg, sizeof(msg));
+		e = cl_beat_send(c->http, c->o->rates, NULL, NULL, &status, msg, sizeof(msg));
 	json_decref(programs);
+	json_decref(extra);
 	if (e != TS_OK && !*c->stop)
 		fprintf(stderr, "could not send this node's rates and programs: %s\n", msg);
 }
@@ -963,7 +1032,8 @@ ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 		   volatile sig_atomic_t *stop, cl_node_stats *stats, char *why, size_t whylen)
 {
 	struct node_ctx c = {.o = opts, .node = node, .stop = stop, .stats = stats, .why = why,
-			     .whylen = whylen, .holding_ok = 1, .wait_ok = 1};
+			     .whylen = whylen, .holding_ok = 1, .wait_ok = 1,
+			     .cancel = (const volatile int *)stop};
 	cl_http_opts hopts = {.url = node->url, .pin = node->pin,
 			      .cacert = node->cacert[0] ? node->cacert : NULL, .token = node->node_token};
 	ts_err result;
@@ -985,10 +1055,19 @@ ts_err cl_node_run(const cl_node_opts *opts, const cl_state_node *node,
 		if ((result = node_report(&c, 1)) != TS_OK && !*stop)
 			goto out;
 	}
+	/* Before the first heartbeat, so that it carries the first reading's pause. */
+	if (opts->prefs && opts->halt && cl_pause_wanted(opts->prefs)) {
+		if ((result = cl_pause_start(opts->prefs, opts->halt, opts->log ? opts->log : stdout,
+					     &c.pause, why, whylen)) != TS_OK)
+			goto out;
+		c.cancel = (const volatile int *)opts->halt;
+		c.shown = cl_pause_reason(c.pause);
+	}
 	if (!*stop)
 		node_send_rates(&c);
 	if (opts->heartbeat_s > 0 &&
-	    (result = cl_beat_start(&hopts, opts->heartbeat_s, &c.beat, why, whylen)) != TS_OK)
+	    (result = cl_beat_start(&hopts, opts->heartbeat_s, node_beat_extra, &c, &c.beat, why,
+				    whylen)) != TS_OK)
 		goto out;
 	if (!(c.queue = json_array())) {
 		snprintf(why, whylen, "out of memory");
@@ -1002,6 +1081,7 @@ out:
 		opts->runner->done(opts->runner->arg);
 	node_io_close(&c); /* its last answers first: what it reported is settled */
 	cl_beat_stop(c.beat);
+	cl_pause_stop(c.pause);
 	/* The one report on the way out: not interruptible by the signal that stops us, and short. */
 	if (c.http && c.pending && json_array_size(c.pending) > 0 && (result == TS_OK || *stop)) {
 		char rwhy[CL_HTTP_MSG_MAX];

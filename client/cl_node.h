@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "cl_prefs.h"
 #include "cl_state.h"
 #include "kern.h"
 #include "ts_err.h"
@@ -60,6 +61,12 @@ typedef struct cl_node_opts {
 	const cl_node_runner *runner; /* NULL: kern_run here */
 	struct cl_unit *programs;     /* runs program units (--programs); NULL: declines them */
 	FILE *log;                    /* one line per unit, or NULL for none */
+	const cl_prefs *prefs;        /* the volunteer's controls (pause when busy, hot, outside
+				       * the hours, on battery); NULL: none */
+	volatile sig_atomic_t *halt;  /* the flag the unit's compute checks while controls are
+				       * on: whoever sets *stop sets it too (the signal handler),
+				       * the pause thread sets it to pause, the loop clears it
+				       * before a unit starts; NULL: no controls */
 } cl_node_opts;
 
 typedef struct cl_node_stats {

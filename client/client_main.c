@@ -14,6 +14,7 @@
 #include "cl_http.h"
 #include "cl_mpi.h"
 #include "cl_node.h"
+#include "cl_prefs.h"
 #include "cl_state.h"
 #include "cl_unit.h"
 #include "kern.h"
@@ -286,12 +287,15 @@ out:
 	return rc;
 }
 
-static volatile sig_atomic_t stop_flag;
+/* halt_flag is what the kernels check while volunteer controls are on: a pause sets it as
+ * well as a signal (cl_node_opts.halt). */
+static volatile sig_atomic_t stop_flag, halt_flag;
 _Static_assert(sizeof(sig_atomic_t) == sizeof(int), "the kernels' cancel flag is an int");
 
 static void on_signal(int sig)
 {
 	stop_flag = 1;
+	halt_flag = 1;
 }
 
 /* The node's loop in this process (rank 0 in MPI mode). */
@@ -360,6 +364,9 @@ out:
 	return rc;
 }
 
+/* Long options without a short one. */
+enum { OPT_BUSY = 256, OPT_TEMP, OPT_HOURS, OPT_BATTERY };
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -371,6 +378,10 @@ static int cmd_run(int argc, char **argv)
 		{"max-rate", required_argument, NULL, 'R'},  {"wait", required_argument, NULL, 'W'},
 		{"programs", no_argument, NULL, 'P'},	     {"hostfile", required_argument, NULL, 'F'},
 		{"slots", required_argument, NULL, 'L'},
+		{"pause-when-busy", required_argument, NULL, OPT_BUSY},
+		{"max-temp", required_argument, NULL, OPT_TEMP},
+		{"hours", required_argument, NULL, OPT_HOURS},
+		{"run-on-battery", no_argument, NULL, OPT_BATTERY},
 		{NULL, 0, NULL, 0},
 	};
 	const char *state_opt = NULL, *hostfile = NULL;
@@ -381,8 +392,23 @@ static int cmd_run(int argc, char **argv)
 	cl_node_opts o = {.max_units = DEFAULT_MAX_UNITS, .seconds = DEFAULT_SECONDS,
 			  .wait_s = DEFAULT_WAIT_S};
 	cl_mpi *mpi = NULL;
+	cl_prefs prefs;
+	cl_prefs_init(&prefs);
 	CL_ARGS_FOREACH_OPT(argc, argv, "s:t:c:m:S:H:R:W:F:L:PBMqh", opts, opt) {
 		switch (opt) {
+		case OPT_BUSY:
+			if ((rc = cl_args_double_opt("--pause-when-busy", optarg, 1, 100, &prefs.busy_pct)))
+				return rc;
+			break;
+		case OPT_TEMP:
+			if ((rc = cl_args_double_opt("--max-temp", optarg, 30, 120, &prefs.max_temp_c)))
+				return rc;
+			break;
+		case OPT_HOURS:
+			if (cl_prefs_parse_hours(optarg, &prefs.hours_from, &prefs.hours_to, why, sizeof(why)))
+				return cl_args_usage_error("%s", why);
+			break;
+		case OPT_BATTERY: prefs.run_on_battery = 1; break;
 		case 's': state_opt = optarg; break;
 		case 't':
 			if ((rc = cl_args_int_opt("--threads", optarg, 1, 1024, &threads)))
@@ -456,6 +482,8 @@ static int cmd_run(int argc, char **argv)
 	o.threads = node_threads(threads, share, mpi ? cl_mpi_local_size(mpi) : 1);
 	o.heartbeat_s = heartbeat;
 	o.log = quiet ? NULL : stdout;
+	o.prefs = &prefs;
+	o.halt = &halt_flag;
 	if (mpi && cl_mpi_rank(mpi) != 0)
 		rc = cl_mpi_serve(mpi, o.threads);
 	else
@@ -558,7 +586,8 @@ static const cl_args_cmd commands[] = {
 	{"run", cmd_run,
 	 "run [--state DIR] [--threads N | --cpu-share P] [--seconds S] [--max-units K] "
 	 "[--heartbeat S] [--wait S] [--no-bench] [--mpi] [--quiet] [--max-rate R] "
-	 "[--programs [--slots N] [--hostfile FILE]]",
+	 "[--programs [--slots N] [--hostfile FILE]] [--pause-when-busy PCT] [--max-temp C] "
+	 "[--hours HH:MM-HH:MM] [--run-on-battery]",
 	 "\nFetches work units, computes them and reports the results until SIGINT or\n"
 	 "SIGTERM. Each result is reported as soon as its unit is done, while the next\n"
 	 "unit computes; the node fetches a couple of seconds of work ahead so that it\n"
@@ -596,10 +625,27 @@ static const cl_args_cmd commands[] = {
 	 "  --hostfile FILE with --programs: run each program with mpirun --hostfile\n"
 	 "                  FILE, across a cluster enrolled as this one node (its ranks\n"
 	 "                  on other boards use those boards' network)\n"
+	 "  --pause-when-busy PCT\n"
+	 "                  pause while other processes use more than PCT percent of\n"
+	 "                  the CPUs (1..100; resumes 5 points below)\n"
+	 "  --max-temp C    pause while the CPU is hotter than C degrees Celsius\n"
+	 "                  (30..120; resumes 5 degrees below; off where the machine\n"
+	 "                  has no thermal zone, as the log says)\n"
+	 "  --hours HH:MM-HH:MM\n"
+	 "                  compute only in this window of local time, e.g.\n"
+	 "                  22:00-07:00 (past midnight) or 09:00-17:30\n"
+	 "  --run-on-battery\n"
+	 "                  compute on battery power too (by default a laptop pauses\n"
+	 "                  while it runs on its battery)\n"
 	 "  --quiet         no line per unit\n"
 	 "  --max-rate R    at most R indices a second: each unit is reported no sooner\n"
 	 "                  than count / R seconds after it began (for tests that need\n"
-	 "                  a unit to outlast a timeout whatever the machine's speed)\n"},
+	 "                  a unit to outlast a timeout whatever the machine's speed)\n"
+	 "\nA pause (--pause-when-busy, --max-temp, --hours, battery) stops the unit in\n"
+	 "progress within a second; the node keeps its units (heartbeats keep their\n"
+	 "leases) and computes the unit again from its start on resume. The log says why\n"
+	 "it paused (\"paused: hot (CPU 85.0 C > 75 C; ...)\") and when it resumed; the\n"
+	 "server's node list shows \"paused\": \"hot\".\n"},
 	{"bench", cmd_bench, "bench [--kernel K] [--threads N] [--seconds S] [--json]",
 	 "\nMeasures how fast this machine runs each kernel.\n\n"
 	 "  --kernel K    only this kernel\n"

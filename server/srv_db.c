@@ -45,6 +45,10 @@ _Static_assert(WU_R_LEASED == 1 && WU_R_REPORTED == 2 && WU_R_DROPPED == 3 && WU
 	       "replica states in SQL");
 _Static_assert(WU_J_VALID == 1, "judgements in SQL");
 
+#define NODE_COLS \
+	"n.id, n.name, n.platform, n.cores, n.disabled, n.created_at, n.last_seen, n.units_done," \
+	" n.n_valid, n.n_invalid, n.streak, n.rates, n.volunteer, h.at, h.load1, h.mem_total_bytes," \
+	" h.mem_available_bytes, h.temp_c, h.uptime_s, h.paused"
 #define REPLICA_COLS "id, unit_id, node_id, volunteer, state, leases, verdict, counted, deadline, res0, res1"
 #define UNIT_COLS \
 	"id, job_id, seq, start, count, state, quorum, wanted, max_results, n_results, missing, res0, res1," \
@@ -115,10 +119,11 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_NODE_INFO] = "SELECT cores, rates, streak, coalesce(volunteer, -id), slots, langs FROM nodes WHERE id = ?1",
 	[Q_NODE_SET_RATES] = "UPDATE nodes SET rates = ?2 WHERE id = ?1",
 	[Q_NODE_SEEN] = "UPDATE nodes SET last_seen = ?2 WHERE id = ?1",
-	[Q_NODE_LIST] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
-			" n_valid, n_invalid, streak, rates, volunteer FROM nodes ORDER BY id",
-	[Q_NODE_GET] = "SELECT id, name, platform, cores, disabled, created_at, last_seen, units_done,"
-		       " n_valid, n_invalid, streak, rates, volunteer FROM nodes WHERE id = ?1",
+	/* srv_view_node's columns; the health is srv_health_view's, from column 13. */
+	[Q_NODE_LIST] = "SELECT " NODE_COLS " FROM nodes n LEFT JOIN node_health h ON h.node_id = n.id"
+			" ORDER BY n.id",
+	[Q_NODE_GET] = "SELECT " NODE_COLS " FROM nodes n LEFT JOIN node_health h ON h.node_id = n.id"
+		       " WHERE n.id = ?1",
 	[Q_NODE_TRUST] = "UPDATE nodes SET n_valid = n_valid + ?2, n_invalid = n_invalid + ?3,"
 			   " streak = CASE WHEN ?5 THEN 0 ELSE streak END + ?6, units_done = units_done + ?4 WHERE id = ?1",
 	[Q_NODE_SET_DISABLED] = "UPDATE nodes SET disabled = ?2 WHERE id = ?1",
@@ -249,6 +254,13 @@ static const char *const stmt_sql[Q__COUNT] = {
 	[Q_JOB_PROGRAM_OFFER] = "SELECT j.slots, j.lang, (SELECT coalesce(max(n.slots), 0) FROM nodes n WHERE"
 				" n.disabled = 0 AND n.last_seen >= ?2 AND (n.langs & j.lang) = j.lang)"
 				" FROM jobs j WHERE j.id = ?1 AND j.slots > 0",
+	/* Node health (srv_health.c): each heartbeat that has it replaces the row. */
+	[Q_HEALTH_PUT] = "INSERT OR REPLACE INTO node_health (node_id, at, load1, mem_total_bytes,"
+			 " mem_available_bytes, temp_c, uptime_s, paused) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* ... and the gauges of the nodes online now (seen since ?1, not disabled). */
+	[Q_HEALTH_ONLINE] = "SELECT n.id, n.name, h.load1, h.mem_total_bytes, h.mem_available_bytes, h.temp_c,"
+			    " h.uptime_s, h.paused FROM node_health h JOIN nodes n ON n.id = h.node_id"
+			    " WHERE n.disabled = 0 AND n.last_seen >= ?1 ORDER BY n.id",
 };
 
 static ts_err db_exec_sql(sqlite3 *h, const char *sql)

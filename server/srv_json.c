@@ -15,6 +15,7 @@ static const char *const type_names[] = {
 	[F_BOOL] = "true or false",
 	[F_TEXT] = "a string",
 	[F_OBJ_NULL] = "an object or null",
+	[F_TEXT_NULL] = "a string or null",
 };
 
 const char *srv_json_quote(const char *s, char out[SRV_QUOTE_MAX])
@@ -36,6 +37,8 @@ static int json_type_ok(const json_t *v, enum srv_ftype t)
 		return json_is_object(v);
 	case F_OBJ_NULL:
 		return json_is_object(v) || json_is_null(v);
+	case F_TEXT_NULL:
+		return json_is_string(v) || json_is_null(v);
 	case F_ARR:
 		return json_is_array(v);
 	case F_BOOL:
@@ -85,6 +88,10 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 		case F_NUM:
 			x = json_number_value(v);
 			break;
+		case F_TEXT_NULL:
+			if (json_is_null(v))
+				continue;
+			/* fall through */
 		case F_STR:
 		case F_TEXT:
 			x = (double)json_string_length(v);
@@ -92,7 +99,7 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 				snprintf(why, whylen, "'%s' must not contain NUL", f->name);
 				return TS_ERR_BAD_REQUEST;
 			}
-			if (f->type == F_TEXT && !ts_utf8_printable(json_string_value(v))) {
+			if (f->type != F_STR && !ts_utf8_printable(json_string_value(v))) {
 				snprintf(why, whylen, "'%s' must not contain control characters", f->name);
 				return TS_ERR_BAD_REQUEST;
 			}
@@ -104,7 +111,7 @@ ts_err srv_json_check(const json_t *obj, const srv_field *fields, size_t n, char
 			continue;
 		}
 		if (!isfinite(x) || x < f->min || x > f->max) {
-			if (f->type == F_STR || f->type == F_TEXT || f->type == F_ARR)
+			if (f->type == F_STR || f->type == F_TEXT || f->type == F_TEXT_NULL || f->type == F_ARR)
 				snprintf(why, whylen, "'%s' must have %.0f to %.0f %s", f->name, f->min,
 					 f->max, f->type == F_ARR ? "elements" : "characters");
 			else

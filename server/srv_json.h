@@ -14,7 +14,8 @@
 
 /* F_TEXT: a string without control characters (C0, DEL, C1), for names and other text that
  * reaches logs, pages and terminals; F_STR takes any string but NUL (passwords). */
-enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL, F_TEXT, F_OBJ_NULL /* an object or null */ };
+enum srv_ftype { F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_BOOL, F_TEXT, F_OBJ_NULL /* an object or null */,
+		 F_TEXT_NULL /* F_TEXT or null */ };
 
 typedef struct srv_field {
 	const char *name;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kern.h"
+#include "srv_health.h"
 #include "srv_http.h"
 #include "srv_view.h"
 #include "ts_util.h"
@@ -179,6 +180,64 @@ static void metric_rows(srv_ctx *ctx, struct text *t, enum srv_stmt q, const cha
 	sqlite3_reset(st);
 }
 
+/* A Prometheus label value: backslash, quote and newline escaped (names have no other
+ * control characters). */
+static const char *label_escape(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (; s && *s && n + 3 < cap; s++) {
+		if (*s == '\\' || *s == '"')
+			out[n++] = '\\';
+		out[n++] = *s == '\n' ? 'n' : *s;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* The gauges of one node-health column; NULL values (no thermal zone) are left out. */
+static const struct health_gauge {
+	const char *name, *help;
+	int col;
+} health_gauges[] = {
+	{"tessera_node_load1", "1-minute load average of each online node.", 2},
+	{"tessera_node_mem_total_bytes", "Memory of each online node.", 3},
+	{"tessera_node_mem_available_bytes", "Memory available on each online node.", 4},
+	{"tessera_node_temp_celsius", "Hottest thermal zone of each online node that has one.", 5},
+	{"tessera_node_uptime_seconds", "Uptime of each online node's machine.", 6},
+};
+
+/* Per-node gauges from the latest heartbeats of the nodes online now; tessera_node_paused is 1
+ * for the reason a node is paused for and 0 for the others. */
+static void metric_node_health(srv_ctx *ctx, struct text *t, int64_t since)
+{
+	sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_HEALTH_ONLINE);
+	for (size_t g = 0; g <= TS_ARRAY_LEN(health_gauges) && !t->failed; g++) {
+		int paused = g == TS_ARRAY_LEN(health_gauges), row;
+		if (paused)
+			text_add(t, "# HELP tessera_node_paused Whether the volunteer's controls pause each "
+				    "online node, by reason.\n# TYPE tessera_node_paused gauge\n");
+		else
+			text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", health_gauges[g].name,
+				 health_gauges[g].help, health_gauges[g].name);
+		sqlite3_bind_int64(st, 1, since);
+		while (!t->failed && !(t->failed = srv_db_step(ctx->db, st, &row) != TS_OK) && row) {
+			char name[4 * 64 + 1];
+			long long id = (long long)sqlite3_column_int64(st, 0);
+			label_escape((const char *)sqlite3_column_text(st, 1), name, sizeof(name));
+			if (paused) {
+				const char *p = (const char *)sqlite3_column_text(st, 7);
+				for (const char *const *why = srv_health_reasons; *why; why++)
+					text_add(t, "tessera_node_paused{node=\"%s\",node_id=\"%lld\",reason=\"%s\"} %d\n",
+						 name, id, *why, p && strcmp(p, *why) == 0);
+			} else if (sqlite3_column_type(st, health_gauges[g].col) != SQLITE_NULL) {
+				text_add(t, "%s{node=\"%s\",node_id=\"%lld\"} %.15g\n", health_gauges[g].name, name,
+					 id, sqlite3_column_double(st, health_gauges[g].col));
+			}
+		}
+		sqlite3_reset(st);
+	}
+}
+
 ts_err api_metrics(srv_ctx *ctx, srv_req *r)
 {
 	struct text t = {0};
@@ -212,6 +271,7 @@ ts_err api_metrics(srv_ctx *ctx, srv_req *r)
 			 (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
 			 (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3));
 	sqlite3_reset(st);
+	metric_node_health(ctx, &t, r->now - ctx->node_timeout_s);
 
 	text_add(&t, "# HELP tessera_fetches_waiting Long-poll fetches waiting for work now.\n"
 		     "# TYPE tessera_fetches_waiting gauge\ntessera_fetches_waiting %zu\n", ctx->n_waiters);

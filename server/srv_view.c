@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "srv_health.h"
 #include "srv_store.h"
 
 #include "wu.h"
@@ -154,7 +155,7 @@ json_t *srv_view_node(sqlite3_stmt *st, int64_t now, int64_t lost_s)
 	int64_t seen = sqlite3_column_int64(st, 6);
 	int64_t valid = sqlite3_column_int64(st, 8), invalid = sqlite3_column_int64(st, 9);
 	const char *state = sqlite3_column_int(st, 4) ? "disabled" : now - seen > lost_s ? "lost" : "online";
-	return json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:o}",
+	return json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o,s:o}",
 			 "id", (json_int_t)sqlite3_column_int64(st, 0),
 			 "name", (const char *)sqlite3_column_text(st, 1),
 			 "platform", (const char *)sqlite3_column_text(st, 2),
@@ -169,5 +170,8 @@ json_t *srv_view_node(sqlite3_stmt *st, int64_t now, int64_t lost_s)
 			 "reliability", wu_reliability(valid, invalid),
 			 "rates", col_json_or_null(st, 11),
 			 /* the volunteer: nodes enrolled with one token never share a unit */
-			 "enroll_token_id", col_int_or_null(st, 12));
+			 "enroll_token_id", col_int_or_null(st, 12),
+			 /* the latest heartbeat's machine, and the volunteer's pause (null: none) */
+			 "health", srv_health_view(st, 13),
+			 "paused", srv_health_paused(st, 19));
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "srv_health.h"
 #include "srv_http.h"
 #include "srv_json.h"
 #include "srv_prog.h"
@@ -21,9 +22,14 @@ ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
 	static const srv_field fields[] = {
 		{"rates", F_OBJ, 0, 0, 0},
 		{"programs", F_OBJ_NULL, 0, 0, 0},
+		SRV_HEALTH_FIELDS,
 	};
 	char *rates = NULL;
+	srv_health health;
+	/* Every field is checked before anything is written: a bad one changes nothing. */
 	ts_err result = r->body ? srv_json_check(r->body, fields, TS_ARRAY_LEN(fields), r->why, sizeof(r->why)) : TS_OK;
+	if (!result)
+		result = srv_health_check(r->body, &health, r->why, sizeof(r->why));
 	if (!result && r->body)
 		result = srv_json_rates(json_object_get(r->body, "rates"), &rates, r->why, sizeof(r->why));
 	if (!result && rates) {
@@ -36,6 +42,8 @@ ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)
 	json_t *programs = r->body ? json_object_get(r->body, "programs") : NULL;
 	if (!result && programs)
 		result = srv_prog_node_caps(ctx->db, r->who.node_id, programs, r->why, sizeof(r->why));
+	if (!result)
+		result = srv_health_store(ctx->db, r->who.node_id, r->now, &health);
 	if (!result)
 		result = SRV_EXEC(ctx->db, Q_NODE_SEEN, r->who.node_id, r->now);
 	if (!result)

@@ -527,7 +527,7 @@ Test(integrity, version_1_store_is_upgraded, .init = setup, .fini = teardown, .t
 	th_server_kill(&srv, SIGTERM);
 	copy_as_v1(&srv);
 	th_server_restart(&srv);
-	cr_expect_eq(th_db_int(&srv, "PRAGMA user_version"), 3); /* 001 to the latest, schema/003_programs.sql */
+	cr_expect_eq(th_db_int(&srv, "PRAGMA user_version"), 4); /* 001 to the latest, schema/004_health.sql */
 	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE volunteer IS NULL"), 1);
 	struct unit u[4];
 	int n = fetch(a, 4, u);

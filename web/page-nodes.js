@@ -1,14 +1,34 @@
-// Nodes (admin): every enrolled node with its measured rate, last contact and reliability;
-// disable and enable.
+// Nodes (admin): every enrolled node with its measured rate, last contact, reliability and
+// health (load, memory, temperature from its heartbeats); a node its volunteer's controls pause
+// shows "paused: hot"; disable and enable.
 import { get, post } from './api.js';
 import { h, fill, setText, si, int, percent, syncList, timeAgo, badge, setBadge } from './dom.js';
 import { pageHeader, table, row, empty, busy, confirmAction, toast } from './ui.js';
 
 const COLUMNS = [
   { label: 'Name' }, { label: 'Platform' }, { label: 'Cores' }, { label: 'Rate' },
-  { label: 'Last seen' }, { label: 'Units done' }, { label: 'Reliability' }, { label: 'State' },
-  { label: '', cls: 'actions-cell' },
+  { label: 'Last seen' }, { label: 'Units done' }, { label: 'Reliability' }, { label: 'Health' },
+  { label: 'State' }, { label: '', cls: 'actions-cell' },
 ];
+const STATE = 8;
+const ACTIONS = 9;
+
+// "load 0.52 · 1.2 G of 3.9 G free · 48.3 °C", from the latest heartbeat ("–" without one).
+function healthText(health) {
+  if (!health) return '–';
+  const parts = [];
+  if (health.load1 !== null) parts.push(`load ${Number(health.load1).toFixed(2)}`);
+  if (health.mem_total_bytes !== null) {
+    parts.push(`${si(health.mem_available_bytes, 2)}B of ${si(health.mem_total_bytes, 2)}B free`);
+  }
+  if (health.temp_c !== null) parts.push(`${Number(health.temp_c).toFixed(1)} °C`);
+  return parts.length ? parts.join(' · ') : '–';
+}
+
+// The state badge: "paused: hot" for an online node whose volunteer's controls pause it.
+function stateText(n) {
+  return n.state === 'online' && n.paused ? `paused: ${n.paused}` : n.state;
+}
 
 // One line per kernel: "1.28 G/s montecarlo_pi".
 function rateLines(rates) {
@@ -36,7 +56,7 @@ export default {
       const c = tr.children;
       c[0].append(h('strong.node-name'), h('span.muted.node-id'));
       c[4].append(h('time'));
-      c[7].append(badge('online'));
+      c[STATE].append(badge('online'));
       const toggle = h('button.small.secondary.toggle', { type: 'button' });
       toggle.addEventListener('click', async () => {
         const n = tr.node;
@@ -49,7 +69,7 @@ export default {
           update(tr, r);
         }
       });
-      c[8].append(toggle);
+      c[ACTIONS].append(toggle);
       return tr;
     }
 
@@ -69,8 +89,10 @@ export default {
       timeAgo(c[4].firstChild, n.last_seen);
       setText(c[5], `${int(n.units_done)} (${int(n.valid)} valid, ${int(n.invalid)} invalid)`);
       setText(c[6], percent(n.reliability, 1));
-      setBadge(c[7].firstChild, n.state);
-      setText(c[8].firstChild, n.state === 'disabled' ? 'Enable' : 'Disable');
+      setText(c[7], healthText(n.health));
+      setBadge(c[STATE].firstChild, stateText(n));
+      if (n.state === 'online' && n.paused) c[STATE].firstChild.dataset.state = 'paused';
+      setText(c[ACTIONS].firstChild, n.state === 'disabled' ? 'Enable' : 'Disable');
     }
 
     async function refresh() {

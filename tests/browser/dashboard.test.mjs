@@ -215,12 +215,21 @@ describe('dashboard', () => {
     assert.match(command, new RegExp(`^tessera-client enroll ${grid.url.replace(/\./g, '\\.')} tse1\\.\\S+$`));
     await until('the token in the list', async () => (await page.locator('.tokens-table tr[data-state=active]').count()) >= 1);
     await shot('tokens');
-    // The command works as shown.
-    await grid.enrollAndRun('browser-node-2', command);
+    // The command works as shown; this node may compute only in a window of local time that
+    // starts in two hours, so it shows as paused.
+    const minute = new Date().getHours() * 60 + new Date().getMinutes();
+    const hhmm = (m) => `${String(Math.floor(m / 60) % 24).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+    const hours = `${hhmm((minute + 120) % 1440)}-${hhmm((minute + 180) % 1440)}`;
+    await grid.enrollAndRun('browser-node-2', command, ['--hours', hours]);
     await page.click('#nav a[data-page=nodes]');
     const row2 = page.locator('.nodes-table tr[data-key]', { hasText: 'browser-node-2' });
     await row2.waitFor({ state: 'visible' });
     await until('browser-node-2 online', async () => (await row2.getAttribute('data-state')) === 'online');
+    await until('browser-node-2 paused outside its hours',
+      async () => (await row2.locator('.badge').textContent()) === 'paused: hours');
+    // Each node's health from its heartbeats: load and memory of this machine.
+    const row1 = page.locator('.nodes-table tr[data-key]', { hasText: 'browser-node-1' });
+    await until('browser-node-1 health', async () => /load \d+\.\d\d · .*B of .*B free/.test(await row1.textContent()));
     assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page reloaded');
     // The token is spent.
     const tokens = (await grid.api('GET', '/enroll-tokens')).tokens;
