@@ -102,7 +102,17 @@ static json_t *job_get(const th_server *s, int64_t id)
 	char path[64];
 	json_t *job = NULL;
 	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
-	cr_assert_eq(th_http(s, "GET", path, s->admin_token, NULL, 0, 0, &job), 200, "GET %s", path);
+	/* The clients of the load test share 127.0.0.1 with the test, and tiny units make them
+	 * ask at the per-address rate limit: a 429 here is the limiter working, so ask again. */
+	long status = 0;
+	for (int tries = 0; tries < 50; tries++) {
+		json_decref(job);
+		job = NULL;
+		if ((status = th_http(s, "GET", path, s->admin_token, NULL, 0, 0, &job)) != 429)
+			break;
+		th_sleep(0.1);
+	}
+	cr_assert_eq(status, 200, "GET %s: HTTP %ld", path, status);
 	return job;
 }
 
