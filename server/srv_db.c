@@ -213,8 +213,9 @@ static const char *const stmt_sql[Q__COUNT] = {
 			      " AND u.quorum = 1 AND u.n_results = 0 AND u.wanted = 1 AND j.feeding = 0"
 			      " AND j.state = 'running' AND NOT EXISTS (SELECT 1 FROM replicas m INDEXED BY"
 			      " replicas_unit WHERE m.unit_id = u.id AND (m.node_id = ?3 OR m.volunteer = ?2))"
-			      " AND r.issued_at + u.count / json_extract(n.rates, '$.' || j.kernel)"
+			      " AND (r.issued_at + u.count / json_extract(n.rates, '$.' || j.kernel)"
 			      " > ?1 + u.count / json_extract(?4, '$.' || j.kernel)"
+			      " OR r.issued_at + u.count / json_extract(n.rates, '$.' || j.kernel) + ?6 < ?1)"
 			      " ORDER BY r.issued_at LIMIT ?5",
 	/* Distinct volunteers among the nodes seen since ?1: replicas of a unit need as many. */
 	[Q_VOLUNTEERS_ONLINE] = "SELECT count(DISTINCT coalesce(volunteer, -id)) FROM nodes"

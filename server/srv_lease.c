@@ -26,6 +26,9 @@
 #define FETCH_MAX_WAIT_S 60 /* long-poll; also capped below the server's idle timeout */
 #define NO_WORK_RETRY_S 2
 #define EXPIRE_BATCH 512
+/* A unit in flight this long past its holder's expected time (by its rate) is late: its node
+ * holds it behind a prefetch queue of ~2 s at most (tessera-client's AHEAD_S). */
+#define STRAGGLER_LATE_S 2
 
 _Static_assert(FETCH_MAX_UNITS < SRV_JOB_CACHE, "a fetch touches at most one job per unit, and new ones");
 
@@ -275,8 +278,10 @@ static ts_err fetch_new(srv_db *db, srv_req *r, struct batch *b)
 
 /* 5. The end of a job: an idle node gets a second copy of a unit still in flight on another
  * volunteer's node (quorum 1, no result yet, its job handing out nothing new) that it would
- * finish before the holder is expected to (by both nodes' measured rates), oldest lease first,
- * so a job does not wait for its slowest node. The first result settles the unit; the
+ * finish before the holder is expected to (by both nodes' measured rates), or that the holder
+ * is late with (its expected time plus STRAGGLER_LATE_S, for the prefetch queue, are past:
+ * a node paused, busy or throttled computes slower than its benchmark says), oldest lease
+ * first, so a job does not wait for its slowest node. The first result settles the unit; the
  * other is late and harmless. */
 static ts_err fetch_stragglers(srv_db *db, srv_req *r, struct batch *b)
 {
@@ -295,6 +300,7 @@ static ts_err fetch_stragglers(srv_db *db, srv_req *r, struct batch *b)
 	sqlite3_bind_int64(st, 3, r->who.node_id);
 	sqlite3_bind_text(st, 4, rates, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 5, batch_room(b));
+	sqlite3_bind_int(st, 6, STRAGGLER_LATE_S);
 	free(rates);
 	ts_err result = TS_OK;
 	while (n < FETCH_MAX_UNITS && !(result = srv_db_step(db, st, &row)) && row)

@@ -254,6 +254,39 @@ Test(dispatch, only_a_faster_node_races, .init = setup, .fini = teardown, .timeo
 	json_decref(reply);
 }
 
+/* A holder late past its expected time (paused, busy, throttled: slower than its benchmark)
+ * loses the race to any idle measured node, even one slower by the rates; one copy at most. */
+Test(dispatch, a_late_holder_is_raced, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char holder[160], idle[160], third[160];
+	th_enroll_rated(&srv, "holder", 1e9, holder, sizeof(holder));
+	th_enroll_rated(&srv, "idle", 1e6, idle, sizeof(idle));
+	th_enroll_rated(&srv, "third", 1e6, third, sizeof(third));
+	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":6},\"units\":1}");
+	json_t *reply = fetch_body(holder, "{\"max_units\":1}");
+	cr_assert_eq(n_units(reply), 1);
+	int64_t unit = unit_id(reply, 0);
+	json_decref(reply);
+	reply = fetch_body(idle, "{\"max_units\":1}");
+	cr_expect_eq(n_units(reply), 0, "a slower node raced a holder on time");
+	json_decref(reply);
+	/* 1 ms of work by its rate, leased 10 s ago: late. */
+	th_db_exec(&srv, "UPDATE replicas SET issued_at = issued_at - 10");
+	reply = fetch_body(idle, "{\"max_units\":1}");
+	cr_assert_eq(n_units(reply), 1, "nobody raced a late holder");
+	cr_expect_eq(unit_id(reply, 0), unit);
+	json_decref(reply);
+	reply = fetch_body(third, "{\"max_units\":1}");
+	cr_expect_eq(n_units(reply), 0, "a third copy of a late unit");
+	json_decref(reply);
+	uint64_t hits = kern_pi_hits_scalar(6, 0, 1000000);
+	json_decref(th_report(&srv, idle, unit, hits));
+	json_t *j = th_wait_job(&srv, job, 10);
+	cr_assert(j);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "hits")), (int64_t)hits);
+	json_decref(j);
+}
+
 struct text {
 	char buf[65536];
 	size_t n;
