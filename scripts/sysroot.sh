@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A Debian 12 sysroot for cross-building Tessera for ARCH (arm64, armhf): the -dev packages the
+# build links against, and what they depend on, extracted (not installed) by mmdebstrap
+# --variant=extract. It is cached outside the clone, in CACHE/ARCH-KEY where KEY is a hash of the
+# package list, so rebuilds reuse it and a changed list makes a new one. Prints its path.
+#
+# Usage: scripts/sysroot.sh ARCH   (CACHE: $TESSERA_SYSROOT_CACHE, default /var/cache/tessera-sysroot,
+#        or ~/.cache/tessera-sysroot when that is not writable)
+# Needs mmdebstrap and the Debian archive (this machine's apt sources name the mirror).
+set -euo pipefail
+
+arch=${1:?usage: scripts/sysroot.sh ARCH}
+# The runtime libraries come in as their dependencies: the same root serves qemu-user's -L.
+pkgs=(libevent-dev libssl-dev libsqlite3-dev zlib1g-dev libjansson-dev libcurl4-openssl-dev
+      libopenmpi-dev libc6-dev)
+suite=bookworm
+mirror=${TESSERA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+cache=${TESSERA_SYSROOT_CACHE:-/var/cache/tessera-sysroot}
+if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/tessera-sysroot
+	mkdir -p "$cache"
+fi
+key=$(printf '%s\n' "$suite" "$mirror" "${pkgs[@]}" | sha256sum | cut -c1-12)
+root=$cache/$arch-$key
+if [ -f "$root/.complete" ]; then
+	echo "$root"
+	exit 0
+fi
+command -v mmdebstrap >/dev/null || { echo "sysroot: no mmdebstrap; run make deps" >&2; exit 1; }
+echo "sysroot: creating $root (bookworm $arch: ${pkgs[*]})" >&2
+rm -rf "$root.tmp"
+include=$(IFS=,; echo "${pkgs[*]}")
+# Running as root, mmdebstrap needs no user namespace for the extract variant ("root" mode);
+# otherwise "unshare" mode.
+mode=root
+[ "$(id -u)" -eq 0 ] || mode=unshare
+if ! mmdebstrap --quiet --mode="$mode" --variant=extract --architectures="$arch" \
+	--include="$include" "$suite" "$root.tmp" "$mirror" >"$cache/$arch-$key.log" 2>&1; then
+	tail -20 "$cache/$arch-$key.log" >&2
+	echo "sysroot: mmdebstrap failed; see $cache/$arch-$key.log" >&2
+	exit 1
+fi
+# Absolute symlinks inside the root (libfoo.so -> /lib/...) would point at this machine's
+# files: make them relative to the root.
+find "$root.tmp" -type l -lname '/*' | while read -r link; do
+	target=$(readlink "$link")
+	ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$root.tmp$target")" "$link"
+done
+touch "$root.tmp/.complete"
+mv "$root.tmp" "$root"
+echo "$root"
