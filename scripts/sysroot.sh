@@ -21,7 +21,7 @@ if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
 	cache=${XDG_CACHE_HOME:-$HOME/.cache}/tessera-sysroot
 	mkdir -p "$cache"
 fi
-key=$(printf '%s\n' "$suite" "$mirror" "${pkgs[@]}" | sha256sum | cut -c1-12)
+key=$(printf '%s\n' "$suite" "$mirror" "${pkgs[@]}" shlibs-1 | sha256sum | cut -c1-12)
 root=$cache/$arch-$key
 if [ -f "$root/.complete" ]; then
 	echo "$root"
@@ -32,10 +32,10 @@ echo "sysroot: creating $root (bookworm $arch: ${pkgs[*]})" >&2
 rm -rf "$root.tmp"
 include=$(IFS=,; echo "${pkgs[*]}")
 # Running as root, mmdebstrap needs no user namespace for the extract variant ("root" mode);
-# otherwise "unshare" mode.
+# otherwise "unshare" mode. The downloaded .deb files are kept for their shlibs (below).
 mode=root
 [ "$(id -u)" -eq 0 ] || mode=unshare
-if ! mmdebstrap --quiet --mode="$mode" --variant=extract --architectures="$arch" \
+if ! mmdebstrap --quiet --mode="$mode" --variant=extract --architectures="$arch" --skip=cleanup/apt/cache \
 	--include="$include" "$suite" "$root.tmp" "$mirror" >"$cache/$arch-$key.log" 2>&1; then
 	tail -20 "$cache/$arch-$key.log" >&2
 	echo "sysroot: mmdebstrap failed; see $cache/$arch-$key.log" >&2
@@ -47,6 +47,13 @@ find "$root.tmp" -type l -lname '/*' | while read -r link; do
 	target=$(readlink "$link")
 	ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$root.tmp$target")" "$link"
 done
+# The extract variant installs nothing, so the root has no dpkg database: its packages' shlibs
+# files (library name, soversion, dependency) go to one file, which scripts/packages.sh maps the
+# programs' NEEDED libraries with. Then the .deb files go.
+for deb in "$root.tmp"/var/cache/apt/archives/*.deb; do
+	dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./shlibs 2>/dev/null || true
+done | grep -v '^#' | sort -u >"$root.tmp/tessera-shlibs"
+rm -f "$root.tmp"/var/cache/apt/archives/*.deb
 touch "$root.tmp/.complete"
 mv "$root.tmp" "$root"
 echo "$root"
