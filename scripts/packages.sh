@@ -162,6 +162,26 @@ maint() {
 	chmod 0755 "$out"
 }
 
+# The units, checked against the staged package (its programs and man pages): systemd-analyze
+# verify must pass; security's exposure scores are printed (docs/OPERATIONS.md has them).
+check_units() {
+	local name unit root
+	command -v systemd-analyze >/dev/null || { log "no systemd-analyze: units not checked"; return; }
+	for name in tessera-server tessera-client; do
+		# The package's files over this machine's units (the targets they name).
+		root=$build_root/$arch/units-$name
+		rm -rf "$root"
+		mkdir -p "$root/lib/systemd"
+		cp -a /lib/systemd/system "$root/lib/systemd/"
+		cp -a "$stage/$name/." "$root/"
+		unit=$root/lib/systemd/system/$name.service
+		MANPATH=$root/usr/share/man systemd-analyze verify --root="$root" "$unit" ||
+			die "systemd-analyze verify $name.service failed"
+		log "systemd-analyze verify $name.service: ok; $(systemd-analyze security --offline=yes \
+			--root="$root" "$unit" 2>&1 | sed -n 's/^→ Overall exposure level for //p')"
+	done
+}
+
 command -v dpkg-deb >/dev/null || die "no dpkg-deb; run make deps"
 mkdir -p "$dist" "$build_root"
 date=$(date -R -d "@$(git -C "$src" log -1 --format=%ct 2>/dev/null || date +%s)")
@@ -227,6 +247,7 @@ tessera-client, on idle CPU time only."
 "The command line of a Tessera grid's users: log in to a server, submit jobs (the built-in \
 kernels or your own programs), watch them and read their results; admins manage users, nodes \
 and enrollment tokens with it."
+	[ "$arch" != "$(dpkg --print-architecture)" ] || check_units
 done
 
 if [ "${LINTIAN:-1}" != 0 ]; then
