@@ -15,10 +15,19 @@ apt_install() {
 		{ tail -30 /tmp/apt.log; fail "apt-get install $*"; }
 }
 pids=()
+# Each background service runs in a process group of its own (setsid): SIGTERM to the group
+# (runuser passes it on, but a node between retries may take its time), SIGKILL after 10 s.
 stop_all() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	local p i
+	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for i in $(seq 100); do
+			kill -0 -- "-$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	pids=()
 }
 trap stop_all EXIT
@@ -31,7 +40,7 @@ start_server() {
 		. /etc/default/tessera-server
 		set +a
 		# shellcheck disable=SC2086
-		exec runuser -u tessera -- /usr/bin/tessera-server run --data /var/lib/tessera \
+		exec setsid runuser -u tessera -- /usr/bin/tessera-server run --data /var/lib/tessera \
 			--listen 127.0.0.1:0 $TESSERA_SERVER_OPTS
 	) >>/tmp/server.log 2>&1 &
 	pids+=($!)
@@ -46,15 +55,16 @@ start_server() {
 # A command as tessera-client.service runs its ExecStart and ExecStartPre: its user, the
 # settings of /etc/default/tessera-client, Nice=19, CPUSchedulingPolicy=idle,
 # IOSchedulingClass=idle and NoNewPrivileges=yes.
-as_node() {
-	(
-		set -a
-		. /etc/default/tessera-client
-		set +a
-		export TESSERA_CLIENT_STATE=/var/lib/tessera-client
-		exec runuser -u tessera-client -- setpriv --no-new-privs nice -n 19 chrt -i 0 ionice -c 3 "$@"
-	)
+# as_node_exec replaces the shell it runs in: in the background (CMD &) it is the process $!
+# names, its own process group (setsid).
+as_node_exec() {
+	set -a
+	. /etc/default/tessera-client
+	set +a
+	export TESSERA_CLIENT_STATE=/var/lib/tessera-client
+	exec setsid runuser -u tessera-client -- setpriv --no-new-privs nice -n 19 chrt -i 0 ionice -c 3 "$@"
 }
+as_node() { (as_node_exec "$@"); }
 
 step "1. apt install the three packages, $v1 (Depends from the archive)"
 apt-get -o DPkg::Lock::Timeout=600 update -qq >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; fail "apt-get update"; }
@@ -96,7 +106,7 @@ tessera-client-enroll "$url" "$token" || fail "tessera-client-enroll URL TOKEN"
 as_node /usr/sbin/tessera-client-enroll >/tmp/enroll.log 2>&1 || { cat /tmp/enroll.log; fail "enrollment as tessera-client"; }
 [ -f /var/lib/tessera-client/node.json ] || fail "no node.json after enrollment"
 as_node /usr/sbin/tessera-client-enroll || fail "a second start (already enrolled)"
-as_node /usr/bin/tessera-client run --max-units 4 >/tmp/client.log 2>&1 &
+as_node_exec /usr/bin/tessera-client run --max-units 4 >/tmp/client.log 2>&1 &
 pids+=($!)
 job=$(tessera submit pi --samples 4e6 --seed 7 --units 4) || fail "tessera submit"
 tessera wait "$job" --timeout 120 >/tmp/result.txt 2>/dev/null || { cat /tmp/client.log; fail "job $job did not finish"; }
@@ -117,8 +127,8 @@ grep -q '^# a local change' /etc/default/tessera-server || fail "the local conff
 start_server
 [ "$(tessera-server pin --data /var/lib/tessera)" = "$pin" ] ||
 	fail "the server's key changed"
-tessera status "$job" | grep -qi done || { tessera status "$job"; fail "job $job is not there after the upgrade"; }
 TESSERA_PASSWORD=$password tessera login "$url" --user admin --pin "$pin" >/dev/null || fail "login after the upgrade"
+tessera status "$job" | grep -qi done || { tessera status "$job"; fail "job $job is not there after the upgrade"; }
 stop_all
 ok "at $v2: store, key, node key, local conffile change and job $job kept"
 
@@ -127,7 +137,8 @@ apt-get remove -y -q tessera-server tessera-client tessera </dev/null >/tmp/apt.
 getent passwd tessera >/dev/null && [ -f /var/lib/tessera/tessera.db ] && [ -f /etc/default/tessera-server ] ||
 	fail "remove took the user, the store or the conffiles"
 ok "remove kept the users, /var/lib/tessera and the conffiles"
-apt-get purge -y -q tessera-server tessera-client tessera </dev/null >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; fail "purge"; }
+# (tessera has no conffiles: remove took all of it already)
+apt-get purge -y -q tessera-server tessera-client </dev/null >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; fail "purge"; }
 left=()
 for u in tessera tessera-client; do
 	getent passwd "$u" >/dev/null && left+=("user $u")
@@ -136,6 +147,9 @@ done
 for f in /var/lib/tessera /var/lib/tessera-client /etc/default/tessera-server /etc/default/tessera-client /etc/tessera; do
 	[ -e "$f" ] && left+=("$f")
 done
-[ ${#left[@]} -eq 0 ] || fail "purge left: ${left[*]}"
+for p in tessera-server tessera-client tessera; do
+	dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q . && left+=("package $p")
+done
+[ ${#left[@]} -eq 0 ] || { cat /tmp/apt.log; ls -l /proc/[0-9]*/exe 2>/dev/null; fail "purge left: ${left[*]}"; }
 ok "purge removed the users and groups, /var/lib/tessera{,-client}, /etc/default/tessera-*, /etc/tessera"
 echo "package-test: PASS ($v1, upgraded to $v2, in $(($(date +%s) - t0))s)"

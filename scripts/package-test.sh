@@ -62,7 +62,7 @@ mounts=()
 cleanup() {
 	local p i
 	for p in /proc/[0-9]*; do
-		if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "PACKAGE_TEST_RUN=$$"; then
+		if tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "PACKAGE_TEST_RUN=$$"; then
 			kill -KILL "${p#/proc/}" 2>/dev/null || true
 		fi
 	done
