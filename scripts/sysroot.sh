@@ -27,6 +27,14 @@ if [ -f "$root/.complete" ]; then
 	echo "$root"
 	exit 0
 fi
+# One maker at a time (ctest's test_arm_nodes beside make packages): the others wait, then
+# find it made.
+exec 9>"$cache/$arch-$key.lock"
+flock 9
+if [ -f "$root/.complete" ]; then
+	echo "$root"
+	exit 0
+fi
 command -v mmdebstrap >/dev/null || { echo "sysroot: no mmdebstrap; run make deps" >&2; exit 1; }
 echo "sysroot: creating $root (bookworm $arch: ${pkgs[*]})" >&2
 rm -rf "$root.tmp"

@@ -78,11 +78,15 @@ token=$(cli token create --uses 3 2>/dev/null) || fail "token create"
 # (slow under qemu; the server then sizes units by its own estimate), at most 2 units a fetch.
 declare -A node=([x86-64]="" [arm64]="${qemu[arm64]} -L ${sysroot[arm64]}" [armhf]="${qemu[armhf]} -L ${sysroot[armhf]}")
 declare -A bin=([x86-64]=$build/tessera-client [arm64]=$out/arm64/tessera-client [armhf]=$out/armhf/tessera-client)
+# Every node reports no faster than 1e6 indices a second (a second per pi unit, half one per
+# primes unit; qemu's nodes compute them in a tenth of that), so that the 3 nodes waiting for
+# work when a job comes take 2 of its 6 units each (--max-units 2), none of them all.
 start_node() { # NAME
 	local n=$1
 	# shellcheck disable=SC2086 # the qemu prefix is words
 	${node[$n]} "${bin[$n]}" run --state "$work/node-$n" --threads 1 --max-units 2 --no-bench \
-		--wait 5 --heartbeat 10 >>"$work/node-$n.log" 2>&1 &
+		--max-rate 1e6 \
+		--wait 10 --heartbeat 10 >>"$work/node-$n.log" 2>&1 &
 	pids+=($!)
 	eval "pid_$(tr -c 'a-z0-9\n' _ <<<"$n")=$!"
 }
@@ -95,11 +99,15 @@ log "three nodes enrolled (x86-64 native, arm64 and armhf under qemu)"
 
 # The jobs: 6 small units each, so that every node gets some.
 jobs_spec=("pi --samples 6e6 --seed 42 --units 6" "primes --from 0 --to 3e6 --units 6")
-submit_all() { # -> ids on stdout
-	local spec
+# One job at a time, each submitted while the nodes wait for work; prints the ids.
+submit_all() { # TIMEOUT
+	local spec id
 	for spec in "${jobs_spec[@]}"; do
+		sleep 1
 		# shellcheck disable=SC2086
-		cli submit $spec || fail "submit $spec"
+		id=$(cli submit $spec) || fail "submit $spec"
+		cli wait "$id" --timeout "$1" >/dev/null 2>&1 || fail "job $id ($spec) did not finish"
+		echo "$id"
 	done
 }
 result_of() { # ID -> the job's result as the API gives it
@@ -111,12 +119,10 @@ units_by_node() { # ID -> "name=units ..."
 }
 
 for n in x86-64 arm64 armhf; do start_node "$n"; done
-sleep 2 # all three waiting for work when it comes
+sleep 2 # qemu's nodes started and waiting for work
 t0=$(date +%s)
-mapfile -t mixed < <(submit_all)
-for id in "${mixed[@]}"; do
-	cli wait "$id" --timeout 150 >/dev/null 2>&1 || fail "job $id did not finish on the mixed grid"
-done
+mixed=($(submit_all 120))
+[ ${#mixed[@]} -eq 2 ] || fail "the jobs on the mixed grid did not finish"
 log "mixed grid: both jobs done in $(($(date +%s) - t0)) s"
 for id in "${mixed[@]}"; do
 	by=$(units_by_node "$id")
@@ -129,9 +135,9 @@ done
 # The same jobs on the x86-64 node alone.
 kill -TERM "$pid_arm64" "$pid_armhf" 2>/dev/null || true
 wait "$pid_arm64" "$pid_armhf" 2>/dev/null || true
-mapfile -t alone < <(submit_all)
+alone=($(submit_all 60))
+[ ${#alone[@]} -eq 2 ] || fail "the jobs on the x86-64 node alone did not finish"
 for id in "${alone[@]}"; do
-	cli wait "$id" --timeout 60 >/dev/null 2>&1 || fail "job $id did not finish on the x86-64 node"
 	[ "$(units_by_node "$id")" = "x86-64=6" ] || fail "job $id: not all on x86-64 ($(units_by_node "$id"))"
 done
 for i in 0 1; do
