@@ -18,10 +18,10 @@ pids=()
 # Each background service runs in a process group of its own (setsid): SIGTERM to the group
 # (runuser passes it on, but a node between retries may take its time), SIGKILL after 10 s.
 stop_all() {
-	local p i
+	local p
 	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do
-		for i in $(seq 100); do
+		for _ in $(seq 100); do
 			kill -0 -- "-$p" 2>/dev/null || break
 			sleep 0.1
 		done
@@ -44,8 +44,7 @@ start_server() {
 			--listen 127.0.0.1:0 $TESSERA_SERVER_OPTS
 	) >>/tmp/server.log 2>&1 &
 	pids+=($!)
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -s /var/lib/tessera/server.port ] && break
 		sleep 0.1
 	done
@@ -128,7 +127,7 @@ start_server
 [ "$(tessera-server pin --data /var/lib/tessera)" = "$pin" ] ||
 	fail "the server's key changed"
 TESSERA_PASSWORD=$password tessera login "$url" --user admin --pin "$pin" >/dev/null || fail "login after the upgrade"
-tessera status "$job" | grep -qi done || { tessera status "$job"; fail "job $job is not there after the upgrade"; }
+tessera status "$job" | grep -qi 'done' || { tessera status "$job"; fail "job $job is not there after the upgrade"; }
 stop_all
 ok "at $v2: store, key, node key, local conffile change and job $job kept"
 

@@ -143,7 +143,7 @@ package() {
 maint() {
 	local name=$1 script=$2 user=$3 state=$4 unit=$5 comment=$6 extra=${7:-} purge=${8:-}
 	local what=${9:-} more=${10:-}
-	local out=$stage/$name/DEBIAN/$script extra_text=
+	local script_path=$stage/$name/DEBIAN/$script extra_text=
 	install -d -m 0755 "$stage/$name/DEBIAN"
 	[ -n "$extra" ] && extra_text=$(cat "$extra")
 	EXTRA=$extra_text PURGE=$purge WHAT=$what MORE=$more awk \
@@ -158,8 +158,8 @@ maint() {
 				e = ENVIRON["EXTRA"]; gsub(/@USER@/, user, e); gsub(/@STATE@/, state, e); $0 = e
 			}
 			print
-		}' "$src/packaging/maint/$script.in" >"$out"
-	chmod 0755 "$out"
+		}' "$src/packaging/maint/$script.in" >"$script_path"
+	chmod 0755 "$script_path"
 }
 
 # The units, checked against the staged package (its programs and man pages): systemd-analyze
@@ -207,7 +207,7 @@ for arch in "${archs[@]}"; do
 	maint tessera-server prerm tessera /var/lib/tessera tessera-server.service ""
 	maint tessera-server postrm tessera /var/lib/tessera tessera-server.service "" "" "" \
 		"store, key, certificate" ""
-	recommends= suggests=
+	recommends='' suggests=''
 	package tessera-server "$arch" "$(depends "$arch" "$sysroot" "$r/usr/bin/tessera-server"), passwd" \
 		"Tessera work-unit server" \
 "The server of Tessera, a BOINC-like grid: it splits jobs into work units, leases them to \
@@ -241,7 +241,7 @@ tessera-client, on idle CPU time only."
 	r=$stage/tessera
 	install -D -m 0755 "$inst/tessera" "$r/usr/bin/tessera"
 	install -D -m 0644 "$src/packaging/man/tessera.1" "$r/usr/share/man/man1/tessera.1"
-	recommends= suggests=
+	recommends='' suggests=''
 	package tessera "$arch" "$(depends "$arch" "$sysroot" "$r/usr/bin/tessera")" \
 		"command line for the users of a Tessera grid" \
 "The command line of a Tessera grid's users: log in to a server, submit jobs (the built-in \
@@ -255,12 +255,12 @@ if [ "${LINTIAN:-1}" != 0 ]; then
 	rc=0
 	for deb in "${debs[@]}"; do
 		# (lintian's note that it runs as root is left out)
-		out=$(lintian --tag-display-limit 0 "$deb" 2>&1 | grep -v '^running with root privileges') ||
+		report=$(lintian --tag-display-limit 0 "$deb" 2>&1 | grep -v '^running with root privileges') ||
 			true
-		grep -q '^E: ' <<<"$out" && rc=1
-		if [ -n "$out" ]; then
+		grep -q "^E: " <<<"$report" && rc=1
+		if [ -n "$report" ]; then
 			log "lintian $(basename "$deb"):"
-			sed 's/^/  /' <<<"$out"
+			sed "s/^/  /" <<<"$report"
 		else
 			log "lintian $(basename "$deb"): clean"
 		fi

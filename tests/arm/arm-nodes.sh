@@ -77,6 +77,7 @@ token=$(cli token create --uses 3 2>/dev/null) || fail "token create"
 # The nodes: name -> command prefix. One compute thread each (2 cores shared), no benchmark
 # (slow under qemu; the server then sizes units by its own estimate), at most 2 units a fetch.
 declare -A node=([x86-64]="" [arm64]="${qemu[arm64]} -L ${sysroot[arm64]}" [armhf]="${qemu[armhf]} -L ${sysroot[armhf]}")
+declare -A node_pid
 declare -A bin=([x86-64]=$build/tessera-client [arm64]=$out/arm64/tessera-client [armhf]=$out/armhf/tessera-client)
 # Every node reports no faster than 1e6 indices a second (a second per pi unit, half one per
 # primes unit; qemu's nodes compute them in a tenth of that), so that the 3 nodes waiting for
@@ -88,7 +89,7 @@ start_node() { # NAME
 		--max-rate 1e6 \
 		--wait 10 --heartbeat 10 >>"$work/node-$n.log" 2>&1 &
 	pids+=($!)
-	eval "pid_$(tr -c 'a-z0-9\n' _ <<<"$n")=$!"
+	node_pid[$n]=$!
 }
 for n in x86-64 arm64 armhf; do
 	# shellcheck disable=SC2086
@@ -121,7 +122,7 @@ units_by_node() { # ID -> "name=units ..."
 for n in x86-64 arm64 armhf; do start_node "$n"; done
 sleep 2 # qemu's nodes started and waiting for work
 t0=$(date +%s)
-mixed=($(submit_all 120))
+mapfile -t mixed < <(submit_all 120)
 [ ${#mixed[@]} -eq 2 ] || fail "the jobs on the mixed grid did not finish"
 log "mixed grid: both jobs done in $(($(date +%s) - t0)) s"
 for id in "${mixed[@]}"; do
@@ -133,9 +134,9 @@ for id in "${mixed[@]}"; do
 done
 
 # The same jobs on the x86-64 node alone.
-kill -TERM "$pid_arm64" "$pid_armhf" 2>/dev/null || true
-wait "$pid_arm64" "$pid_armhf" 2>/dev/null || true
-alone=($(submit_all 60))
+kill -TERM "${node_pid[arm64]}" "${node_pid[armhf]}" 2>/dev/null || true
+wait "${node_pid[arm64]}" "${node_pid[armhf]}" 2>/dev/null || true
+mapfile -t alone < <(submit_all 60)
 [ ${#alone[@]} -eq 2 ] || fail "the jobs on the x86-64 node alone did not finish"
 for id in "${alone[@]}"; do
 	[ "$(units_by_node "$id")" = "x86-64=6" ] || fail "job $id: not all on x86-64 ($(units_by_node "$id"))"
