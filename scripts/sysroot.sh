@@ -14,14 +14,28 @@ arch=${1:?usage: scripts/sysroot.sh ARCH}
 pkgs=(libevent-dev libssl-dev libsqlite3-dev zlib1g-dev libjansson-dev libcurl4-openssl-dev
       libopenmpi-dev libc6-dev)
 suite=bookworm
-mirror=${TESSERA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The mirror: $TESSERA_DEBIAN_MIRROR, else the one this machine's apt sources give for bookworm
+# (deb822 .sources or one-line lists), else deb.debian.org.
+host_mirror() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk 'BEGIN { RS = ""; FS = "\n" }
+		     /(^|\n)Types:[^\n]*deb( |$|\n)/ && /(^|\n)Suites:[^\n]*(^| )bookworm( |$|\n)/ {
+			for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { split($i, u, " "); print u[2]; exit } }' "$f"
+	done
+	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		sed 's/\[[^]]*\]//' | awk '$1 == "deb" && $3 == "bookworm" { print $2 }' || true
+}
+mirror=${TESSERA_DEBIAN_MIRROR:-$(host_mirror | head -n1)}
+mirror=${mirror:-http://deb.debian.org/debian}
 
 cache=${TESSERA_SYSROOT_CACHE:-/var/cache/tessera-sysroot}
 if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
 	cache=${XDG_CACHE_HOME:-$HOME/.cache}/tessera-sysroot
 	mkdir -p "$cache"
 fi
-key=$(printf '%s\n' "$suite" "$mirror" "${pkgs[@]}" shlibs-1 | sha256sum | cut -c1-12)
+key=$(printf '%s\n' "$suite" "${pkgs[@]}" shlibs-1 | sha256sum | cut -c1-12)
 root=$cache/$arch-$key
 if [ -f "$root/.complete" ]; then
 	echo "$root"
