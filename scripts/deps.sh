@@ -22,8 +22,9 @@ pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static libjansson-d
 # Packages (scripts/packages.sh, make packages): dpkg-deb and dpkg-shlibdeps, lintian, Debian's
 # armhf cross compiler beside the aarch64 one above, mmdebstrap for the ARM sysroots
 # (scripts/sysroot.sh; it also serves tests/arm's ARM nodes), systemd-analyze for the units, and
-# debootstrap for scripts/package-test.sh's fresh root.
-pkgs+=(dpkg-dev lintian gcc-arm-linux-gnueabihf libc6-dev-armhf-cross mmdebstrap systemd debootstrap)
+# debootstrap and systemd-nspawn for scripts/package-test.sh's fresh roots.
+pkgs+=(dpkg-dev lintian gcc-arm-linux-gnueabihf libc6-dev-armhf-cross mmdebstrap systemd debootstrap
+       systemd-container)
 pkgs+=("$@")
 
 missing=()

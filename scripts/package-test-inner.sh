@@ -151,4 +151,4 @@ for p in tessera-server tessera-client tessera; do
 done
 [ ${#left[@]} -eq 0 ] || { cat /tmp/apt.log; ls -l /proc/[0-9]*/exe 2>/dev/null; fail "purge left: ${left[*]}"; }
 ok "purge removed the users and groups, /var/lib/tessera{,-client}, /etc/default/tessera-*, /etc/tessera"
-echo "package-test: PASS ($v1, upgraded to $v2, in $(($(date +%s) - t0))s)"
+echo "package-test: steps 1-5 passed ($v1, upgraded to $v2, in $(($(date +%s) - t0))s)"

@@ -12,8 +12,11 @@
 #   4. upgrade to the second version: the store, node key, admin password and a changed conffile
 #      are kept, the job is still there
 #   5. remove keeps the users and state; purge removes users, state dirs, conffiles, the token
-# There is no systemd in the root (no PID 1 of its own): the services' commands run by hand
-# with the units' users and settings. Prints "package-test: PASS" or "package-test: FAIL: ...".
+#   (1-5 without systemd: the services' commands run by hand with the units' users and settings)
+#   6. the units under a real systemd (scripts/package-test-systemd.sh: systemd-nspawn -b of a
+#      copy of the root): the server's, and the node's with a sandboxed program; skipped, and
+#      said so, without systemd-nspawn
+# Prints "package-test: PASS" or "package-test: FAIL: ...".
 #
 # Usage: scripts/package-test.sh [-d DIR]   (DIR: default /var/tmp/tessera-pkgtest; DIR/base is
 #        the pristine root, made once; DIR/root the one each run works in)
@@ -108,4 +111,9 @@ PACKAGE_TEST_RUN=$$ unshare --mount --propagation private --pid --fork --kill-ch
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash /tmp/inner.sh "$2" "$3"' \
 	in_root "$root" "$v1" "$v2" 2>&1 | tee "$dir/test.log" || rc=$?
 [ "$rc" -eq 0 ] || die "the test in the root exited $rc (log: $dir/test.log)"
-grep -q '^package-test: PASS' "$dir/test.log" || die "no PASS line (log: $dir/test.log)"
+grep -q '^package-test: steps 1-5 passed' "$dir/test.log" || die "steps 1-5 did not all pass (log: $dir/test.log)"
+cleanup
+
+log "== 6. the units under systemd (systemd-nspawn -b)"
+"$src/scripts/package-test-systemd.sh" "$base" "$dir" "$v2" || die "step 6: the units under systemd"
+log "PASS ($v1 and $v2 on a fresh Debian 12)"
