@@ -48,6 +48,13 @@ toolchain_of() {
 build() {
 	local arch=$1 sysroot=$2 bdir=$build_root/$1 tc
 	tc=$(toolchain_of "$arch")
+	# A build dir configured against another sysroot (a new package list) caches its paths.
+	# ($bdir/.sysroot names the one it was configured against.)
+	if [ -f "$bdir/CMakeCache.txt" ] && [ "$(cat "$bdir/.sysroot" 2>/dev/null)" != "$sysroot" ]; then
+		rm -rf "$bdir"
+	fi
+	mkdir -p "$bdir"
+	echo "$sysroot" >"$bdir/.sysroot"
 	local flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_VERSION="$prog_version")
 	[ -n "$tc" ] && flags+=(-DCMAKE_TOOLCHAIN_FILE="$tc" -DTESSERA_SYSROOT="$sysroot")
 	log "$arch: building in $bdir"

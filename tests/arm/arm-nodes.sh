@@ -42,6 +42,13 @@ for arch in arm64 armhf; do
 	command -v "${qemu[$arch]}" >/dev/null || fail "no ${qemu[$arch]} (qemu-user-static); run make deps"
 	sysroot[$arch]=$("$src/scripts/sysroot.sh" "$arch") || fail "no $arch sysroot (scripts/sysroot.sh $arch)"
 	b=$out/$arch
+	# A build dir configured against another sysroot (a new package list) caches its paths.
+	# ($b/.sysroot names the one it was configured against.)
+	if [ -f "$b/CMakeCache.txt" ] && [ "$(cat "$b/.sysroot" 2>/dev/null)" != "${sysroot[$arch]}" ]; then
+		rm -rf "$b"
+	fi
+	mkdir -p "$b"
+	echo "${sysroot[$arch]}" >"$b/.sysroot"
 	if ! { cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DCMAKE_TOOLCHAIN_FILE="$src/cmake/toolchain-${toolchain[$arch]}.cmake" \
 		-DTESSERA_SYSROOT="${sysroot[$arch]}" && cmake --build "$b" --target tessera-client -j 2; } \
