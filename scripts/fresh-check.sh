@@ -89,7 +89,7 @@ cleanup() {
   local p i
   for p in /proc/[0-9]*; do
     if [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] ||
-      tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "FRESH_CHECK_RUN=$$"; then
+      tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "FRESH_CHECK_RUN=$$"; then
       kill -KILL "${p#/proc/}" 2>/dev/null
     fi
   done
