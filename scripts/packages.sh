@@ -56,6 +56,13 @@ build() {
 	mkdir -p "$bdir"
 	echo "$sysroot" >"$bdir/.sysroot"
 	local flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_VERSION="$prog_version")
+	# Debian's build flags for ARCH, all hardening on (fortify, stack protector, relro, bindnow),
+	# as the release build type's (kernels keep their -O3: target options come after).
+	local cflags ldflags
+	cflags=$(cd "$src" && export DEB_HOST_ARCH="$arch" DEB_BUILD_MAINT_OPTIONS=hardening=+all &&
+		echo "$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS) -DNDEBUG")
+	ldflags=$(cd "$src" && DEB_HOST_ARCH="$arch" DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)
+	flags+=("-DCMAKE_C_FLAGS_RELWITHDEBINFO=$cflags" "-DCMAKE_EXE_LINKER_FLAGS_RELWITHDEBINFO=$ldflags")
 	[ -n "$tc" ] && flags+=(-DCMAKE_TOOLCHAIN_FILE="$tc" -DTESSERA_SYSROOT="$sysroot")
 	log "$arch: building in $bdir"
 	cmake -S "$src" -B "$bdir" "${flags[@]}" >"$bdir.configure.log" 2>&1 ||
