@@ -5,7 +5,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
 CTEST_FLAGS ?=
 
-.PHONY: all deps build demo test test-sanitize install fuzz clean
+.PHONY: all deps build demo test test-sanitize install packages package-test fuzz clean
 
 all: build
 
@@ -46,6 +46,17 @@ test-sanitize:
 # tessera-server, tessera-client and tessera into $(DESTDIR)$(PREFIX)/bin.
 install: build
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# Debian packages (tessera-server, tessera-client, tessera) for amd64, arm64 and armhf into dist/
+# (scripts/packages.sh: cross builds against cached Debian 12 sysroots, lintian on each);
+# ARCHS=amd64 for one. package-test installs, upgrades and purges the amd64 ones in a fresh
+# Debian 12 root (scripts/package-test.sh; root and the Debian archive needed).
+ARCHS ?= amd64 arm64 armhf
+packages: deps
+	@./scripts/packages.sh $(ARCHS)
+
+package-test: deps
+	@./scripts/package-test.sh
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

@@ -21,6 +21,12 @@ command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 # compiler and its C library (only recommended by it), qemu-user, and the real jansson for arm64
 # through multiarch (the kernels parse their params with it). A PKG:ARCH enables ARCH first.
 pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static libjansson-dev:arm64)
+# Packages (scripts/packages.sh, make packages): dpkg-deb and dpkg-shlibdeps, lintian, Debian's
+# armhf cross compiler beside the aarch64 one above, mmdebstrap for the ARM sysroots
+# (scripts/sysroot.sh; it also serves tests/arm's ARM nodes), systemd-analyze for the units, and
+# debootstrap and systemd-nspawn for scripts/package-test.sh's fresh roots.
+pkgs+=(dpkg-dev lintian gcc-arm-linux-gnueabihf libc6-dev-armhf-cross mmdebstrap systemd debootstrap
+       systemd-container)
 pkgs+=("$@")
 
 missing=()

@@ -1,0 +1,7 @@
+# Cross-building for arm-linux-gnueabihf with Debian's cross compiler against a Debian 12 sysroot made by
+# scripts/sysroot.sh: cmake -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-armhf.cmake -DTESSERA_SYSROOT=DIR
+# (or $TESSERA_SYSROOT). Tests and benchmarks are not built (CMAKE_CROSSCOMPILING).
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR arm)
+set(TESSERA_TRIPLET arm-linux-gnueabihf)
+include(${CMAKE_CURRENT_LIST_DIR}/cross-common.cmake)
