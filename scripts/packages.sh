@@ -48,13 +48,14 @@ toolchain_of() {
 build() {
 	local arch=$1 sysroot=$2 bdir=$build_root/$1 tc
 	tc=$(toolchain_of "$arch")
-	# A build dir configured against another sysroot (a new package list) caches its paths.
-	# ($bdir/.sysroot names the one it was configured against.)
-	if [ -f "$bdir/CMakeCache.txt" ] && [ "$(cat "$bdir/.sysroot" 2>/dev/null)" != "$sysroot" ]; then
+	# A build dir configured against another sysroot (a new package list) or from another
+	# source tree (another clone using the same --build dir) caches its paths: made anew.
+	# ($bdir/.sysroot names the sysroot and the source it was configured with.)
+	if [ -f "$bdir/CMakeCache.txt" ] && [ "$(cat "$bdir/.sysroot" 2>/dev/null)" != "$sysroot $src" ]; then
 		rm -rf "$bdir"
 	fi
 	mkdir -p "$bdir"
-	echo "$sysroot" >"$bdir/.sysroot"
+	echo "$sysroot $src" >"$bdir/.sysroot"
 	local flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_VERSION="$prog_version")
 	# Debian's build flags for ARCH, all hardening on (fortify, stack protector, relro, bindnow),
 	# as the release build type's (kernels keep their -O3: target options come after).
