@@ -1,0 +1,382 @@
+/* Stock BOINC clients on a Tessera server: Debian's boinc-client (boinc and boinccmd) runs as a
+ * real process with its data dir in the test's temp dir, attaches over loopback TLS with an
+ * enrollment token as its account key, downloads the signed app and its inputs, computes,
+ * uploads and reports. Malformed BOINC requests are sent directly and must change nothing. */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kern.h"
+#include "srv_boinc_key.h"
+#include "th_harness.h"
+#include "ts_util.h"
+
+#define BOINC_BIN "/usr/bin/boinc"
+#define BOINCCMD_BIN "/usr/bin/boinccmd"
+#define RPC_PASSWORD "tessera-test-rpc"
+#define MAX_CLIENTS 2
+
+typedef struct bclient {
+	char dir[400], log[450], host[32];
+	pid_t pid;
+} bclient;
+
+static th_server srv;
+static bclient clients[MAX_CLIENTS];
+static int n_clients;
+static pid_t tessera_client;
+
+static void setup(void)
+{
+	cr_assert(access(BOINC_BIN, X_OK) == 0 && access(BOINCCMD_BIN, X_OK) == 0,
+		  "Debian's boinc-client is not installed (make deps installs it)");
+	th_server_start(&srv);
+}
+
+/* Every client is stopped, also when a test fails half-way. */
+static void teardown(void)
+{
+	for (int i = 0; i < n_clients; i++)
+		if (clients[i].pid > 0)
+			th_proc_stop(clients[i].pid, 10);
+	n_clients = 0;
+	if (tessera_client > 0)
+		th_proc_stop(tessera_client, 10);
+	tessera_client = 0;
+	th_server_stop(&srv);
+}
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		  getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(ts_write_file(path, text, strlen(text), 0600), TS_OK, "cannot write %s", path);
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+	char *text = NULL;
+	size_t len = 0;
+	if (ts_read_file(path, 64 << 20, &text, &len))
+		return NULL;
+	if (n)
+		*n = len;
+	return text;
+}
+
+static int log_has(const bclient *c, const char *needle)
+{
+	char *text = slurp(c->log, NULL);
+	int found = text && strstr(text, needle);
+	free(text);
+	return found;
+}
+
+static int wait_log(const bclient *c, const char *needle, double timeout_s)
+{
+	for (double end = ts_mono() + timeout_s; ts_mono() < end; th_sleep(0.2))
+		if (log_has(c, needle))
+			return 1;
+	return 0;
+}
+
+/* boinccmd against the client's GUI RPC port; its output into out. */
+static int boinccmd(const bclient *c, char *out, size_t cap, const char *a1, const char *a2, const char *a3,
+		    const char *a4)
+{
+	char *argv[] = {BOINCCMD_BIN, "--host", (char *)c->host, "--passwd", RPC_PASSWORD, (char *)a1, (char *)a2,
+			(char *)a3, (char *)a4, NULL};
+	return th_run(argv, NULL, 30, out, cap);
+}
+
+/* A BOINC client in its own data dir: the server's certificate as its CA bundle, preferences
+ * that let it compute on a busy machine, GUI RPC on a free loopback port with a password. */
+static bclient *bclient_start(const char *name)
+{
+	cr_assert(n_clients < MAX_CLIENTS);
+	bclient *c = &clients[n_clients++];
+	char cert[400], *pem;
+	snprintf(c->dir, sizeof(c->dir), "%s/%s", srv.dir, name);
+	snprintf(c->log, sizeof(c->log), "%s/%s.log", srv.dir, name);
+	cr_assert_eq(ts_mkdirs(c->dir, 0700), TS_OK);
+	snprintf(cert, sizeof(cert), "%s/server.crt", srv.data);
+	cr_assert((pem = slurp(cert, NULL)), "no server certificate");
+	put_file(c->dir, "ca-bundle.crt", pem);
+	free(pem);
+	put_file(c->dir, "gui_rpc_auth.cfg", RPC_PASSWORD);
+	put_file(c->dir, "global_prefs_override.xml",
+		 "<global_preferences>\n<run_if_user_active>1</run_if_user_active>\n"
+		 "<suspend_cpu_usage>0</suspend_cpu_usage>\n<cpu_usage_limit>100</cpu_usage_limit>\n"
+		 "<max_ncpus_pct>100</max_ncpus_pct>\n<run_on_batteries>1</run_on_batteries>\n"
+		 "<idle_time_to_run>0</idle_time_to_run>\n<work_buf_min_days>0</work_buf_min_days>\n"
+		 "<work_buf_additional_days>0</work_buf_additional_days>\n<disk_min_free_gb>0.1</disk_min_free_gb>\n"
+		 "<disk_max_used_pct>95</disk_max_used_pct>\n</global_preferences>\n");
+	put_file(c->dir, "cc_config.xml",
+		 "<cc_config><log_flags><sched_op_debug/><task_debug/></log_flags>"
+		 "<options><no_gpus>1</no_gpus></options></cc_config>\n");
+	int port = free_port();
+	char portstr[16];
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(c->host, sizeof(c->host), "127.0.0.1:%d", port);
+	char *argv[] = {BOINC_BIN, "--dir", c->dir, "--gui_rpc_port", portstr, "--no_gpus", "--skip_cpu_benchmarks",
+			"--no_info_fetch", "--no_priority_change", NULL};
+	c->pid = th_spawn(argv, NULL, c->log);
+	char out[4096];
+	for (double end = ts_mono() + 30;; th_sleep(0.3)) {
+		if (boinccmd(c, out, sizeof(out), "--get_cc_status", NULL, NULL, NULL) == 0)
+			break;
+		cr_assert(ts_mono() < end, "the BOINC client's GUI RPC did not come up: %s", out);
+	}
+	return c;
+}
+
+static void master_url(char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/boinc/", srv.url);
+}
+
+static void bclient_attach(const bclient *c, const char *token)
+{
+	char url[200], out[4096];
+	master_url(url, sizeof(url));
+	cr_assert_eq(boinccmd(c, out, sizeof(out), "--project_attach", url, token, NULL), 0, "attach: %s", out);
+}
+
+static void bclient_update(const bclient *c)
+{
+	char url[200], out[4096];
+	master_url(url, sizeof(url));
+	cr_assert_eq(boinccmd(c, out, sizeof(out), "--project", url, "update", NULL), 0, "update: %s", out);
+}
+
+static uint64_t pi_hits(uint64_t seed, uint64_t samples)
+{
+	return kern_pi_hits_key(kern_pi_key(seed), 0, samples);
+}
+
+static json_t *job_done(int64_t id, double timeout_s)
+{
+	json_t *job = th_wait_job(&srv, id, timeout_s);
+	cr_assert(job, "job %lld did not finish in %.0f s", (long long)id, timeout_s);
+	cr_assert_str_eq(json_string_value(json_object_get(job, "state")), "done", "job %lld: %s", (long long)id,
+			 json_string_value(json_object_get(job, "error")));
+	return job;
+}
+
+Test(boinc, a_boinc_host_computes_a_job_alone_exactly, .init = setup, .fini = teardown, .timeout = 180)
+{
+	char token[160];
+	th_enroll_token(&srv, 1, token, sizeof(token));
+	int64_t id = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":40000000,\"seed\":7},\"units\":4}");
+	bclient *c = bclient_start("boinc1");
+	bclient_attach(c, token);
+	json_t *job = job_done(id, 120);
+	json_t *result = json_object_get(job, "result");
+	cr_expect_eq((uint64_t)json_integer_value(json_object_get(result, "hits")), pi_hits(7, 40000000));
+	json_t *nodes = json_object_get(job, "nodes");
+	cr_expect_eq(json_array_size(nodes), 1);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(nodes, 0), "units")), 4);
+	json_decref(job);
+	/* One Tessera node of the token's volunteer, made over BOINC; the token's one use taken. */
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes WHERE platform = 'boinc x86_64-pc-linux-gnu'"
+				     " AND volunteer = (SELECT id FROM tokens WHERE kind = 'enroll')"), 1);
+	cr_expect_eq(th_db_int(&srv, "SELECT uses_left FROM tokens WHERE kind = 'enroll'"), 0);
+	/* The client saw its results acknowledged (else it would report them again). */
+	cr_expect(wait_log(c, "got ack for task", 30), "no result_ack in the client's log");
+	cr_expect(log_has(c, "Signature") == 0, "the client had trouble with a signature");
+}
+
+Test(boinc, boinc_and_tessera_client_agree_at_r2_q2, .init = setup, .fini = teardown, .timeout = 180)
+{
+	char btoken[160], ttoken[160], state[400], out[4096], logf[450];
+	th_enroll_token(&srv, 1, btoken, sizeof(btoken));
+	th_enroll_token(&srv, 1, ttoken, sizeof(ttoken)); /* another volunteer: both replicas count */
+	int64_t id = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":40000000,\"seed\":11},"
+				     "\"units\":4,\"replication\":2,\"quorum\":2}");
+	bclient *c = bclient_start("boinc1");
+	bclient_attach(c, btoken);
+	snprintf(state, sizeof(state), "%s/tc", srv.dir);
+	snprintf(logf, sizeof(logf), "%s/tc.log", srv.dir);
+	char *enroll[] = {(char *)th_bin("tessera-client"), "enroll", srv.url, ttoken, "--state", state, "--name", "tc", NULL};
+	cr_assert_eq(th_run(enroll, NULL, 60, out, sizeof(out)), 0, "enroll: %s", out);
+	char *run[] = {(char *)th_bin("tessera-client"), "run", "--state", state, "--threads", "1", NULL};
+	tessera_client = th_spawn(run, NULL, logf);
+	json_t *job = job_done(id, 150);
+	cr_expect_eq((uint64_t)json_integer_value(json_object_get(json_object_get(job, "result"), "hits")),
+		     pi_hits(11, 40000000));
+	json_decref(job);
+	/* Every unit settled on two matching results, one from each kind of node. */
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas WHERE state = 2 AND verdict = 1"), 8);
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM replicas r JOIN nodes n ON n.id = r.node_id"
+				     " WHERE r.verdict = 1 AND n.platform LIKE 'boinc %'"), 4);
+}
+
+Test(boinc, a_revoked_token_stops_the_boinc_host, .init = setup, .fini = teardown, .timeout = 180)
+{
+	char token[160];
+	th_enroll_token(&srv, 1, token, sizeof(token));
+	int64_t first = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":2000000,\"seed\":3},\"units\":1}");
+	bclient *c = bclient_start("boinc1");
+	bclient_attach(c, token);
+	json_decref(job_done(first, 120));
+	int64_t enroll_id = th_db_int(&srv, "SELECT id FROM tokens WHERE kind = 'enroll'");
+	char path[80];
+	snprintf(path, sizeof(path), "/api/v1/enroll-tokens/%lld", (long long)enroll_id);
+	cr_assert_eq(th_http(&srv, "DELETE", path, srv.admin_token, NULL, 0, 0, NULL), 200);
+	int64_t second = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":2000000,\"seed\":4},\"units\":1}");
+	bclient_update(c);
+	cr_expect(wait_log(c, "not valid on this Tessera server", 40), "the client was not told its key is revoked");
+	char sql[200];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM replicas r JOIN units u ON u.id = r.unit_id WHERE u.job_id = %lld",
+		 (long long)second);
+	cr_expect_eq(th_db_int(&srv, sql), 0, "a revoked host was given work");
+}
+
+Test(boinc, a_tampered_app_file_is_refused_by_the_client, .init = setup, .fini = teardown, .timeout = 180)
+{
+	/* The server restarted to serve a copy of the app, changed after the server signed it. */
+	char apps[300], src[600], dst[700], token[160];
+	snprintf(apps, sizeof(apps), "%s/apps", srv.dir);
+	cr_assert_eq(ts_mkdirs(apps, 0700), TS_OK);
+	snprintf(src, sizeof(src), "%s/boinc-apps/tessera-boinc-x86_64", TESSERA_BIN_DIR);
+	snprintf(dst, sizeof(dst), "%s/tessera-boinc-x86_64", apps);
+	size_t n = 0;
+	char *app = slurp(src, &n);
+	cr_assert(app && n > 4096, "no app at %s", src);
+	cr_assert_eq(ts_write_file(dst, app, n, 0700), TS_OK);
+	setenv("TESSERA_BOINC_APPS", apps, 1);
+	th_server_kill(&srv, SIGTERM);
+	th_server_restart(&srv);
+	app[n / 2] ^= 0x55; /* same size, other bytes: only the signature can tell */
+	cr_assert_eq(ts_write_file(dst, app, n, 0700), TS_OK);
+	free(app);
+	th_enroll_token(&srv, 1, token, sizeof(token));
+	int64_t id = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":2000000,\"seed\":5},\"units\":1}");
+	bclient *c = bclient_start("boinc1");
+	bclient_attach(c, token);
+	cr_expect(wait_log(c, "Signature verification failed", 60), "the client ran or kept a tampered app");
+	th_sleep(2);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM units WHERE job_id = %lld AND state = 2", (long long)id);
+	cr_expect_eq(th_db_int(&srv, sql), 0, "a unit was computed by a tampered app");
+}
+
+/* A POST of raw bytes to a BOINC route; the reply's text into *out. */
+static long post(const char *path, const char *body, size_t n, char **out)
+{
+	size_t len = 0;
+	return th_http_bytes(&srv, "POST", path, NULL, body, n, out, &len);
+}
+
+static size_t range_cb(char *p, size_t size, size_t n, void *ud)
+{
+	size_t *got = ud;
+	*got += size * n;
+	return size * n;
+}
+
+Test(boinc, bad_requests_get_errors_and_change_nothing, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char before[65], after[65], *reply = NULL, token[160];
+	th_enroll_token(&srv, 1, token, sizeof(token));
+	th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":2000000,\"seed\":5},\"units\":1}");
+	th_db_digest(&srv, before);
+	static const struct {
+		const char *path, *body;
+		long status;
+	} cases[] = {
+		{"/boinc/scheduler", "not xml at all", 400},
+		{"/boinc/scheduler", "<scheduler_request><authenticator>x</authenticator>", 400},
+		{"/boinc/scheduler", "<data_server_request/>", 400},
+		{"/boinc/scheduler", "<!DOCTYPE r [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>"
+				     "<scheduler_request><authenticator>&b;</authenticator></scheduler_request>", 400},
+		{"/boinc/scheduler", "<scheduler_request><hostid>-4</hostid></scheduler_request>", 400},
+		{"/boinc/upload", "<data_server_request><file_upload><file_info><name>ts_1_1_0_out</name>"
+				  "<xml_signature>00000000000000000000000000000000</xml_signature></file_info>"
+				  "<nbytes>5</nbytes><offset>0</offset><data>\nhello", 403},
+		{"/boinc/upload", "<data_server_request><file_upload><file_info><name>../../etc/passwd</name>"
+				  "</file_info><nbytes>5</nbytes><offset>0</offset><data>\nhello", 403},
+		{"/boinc/upload", "<data_server_request><bogus/></data_server_request>", 400},
+	};
+	for (size_t i = 0; i < TS_ARRAY_LEN(cases); i++) {
+		long status = post(cases[i].path, cases[i].body, strlen(cases[i].body), &reply);
+		cr_expect_eq(status, cases[i].status, "case %zu: HTTP %ld: %s", i, status, reply);
+		free(reply);
+	}
+	/* Oversized: a scheduler request over its cap. */
+	size_t big = 300 * 1024;
+	char *huge = malloc(big + 128);
+	int at = snprintf(huge, big + 128, "<scheduler_request><authenticator>");
+	memset(huge + at, 'a', big);
+	strcpy(huge + at + big, "</authenticator></scheduler_request>");
+	cr_expect_eq(post("/boinc/scheduler", huge, strlen(huge), &reply), 413);
+	free(reply);
+	free(huge);
+	/* The right secret for a result that no host holds (the replica does not exist). */
+	srv_boinc_key *k = NULL;
+	cr_assert_eq(srv_boinc_key_load(srv.data, &k), TS_OK);
+	char mac[SRV_BOINC_MAC_HEX], body[512];
+	srv_boinc_mac(k, "out:ts_1_99_0_out", mac);
+	srv_boinc_key_free(k);
+	snprintf(body, sizeof(body), "<data_server_request><file_upload><file_info><name>ts_1_99_0_out</name>"
+		 "<xml_signature>%s</xml_signature></file_info><nbytes>5</nbytes><offset>0</offset><data>\nhello", mac);
+	cr_expect_eq(post("/boinc/upload", body, strlen(body), &reply), 403, "%s", reply);
+	free(reply);
+	/* An unknown account key is told so, gets no work and no host. */
+	const char *unknown = "<scheduler_request><authenticator>tse1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA."
+			      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA</authenticator><hostid>0</hostid>"
+			      "<platform_name>x86_64-pc-linux-gnu</platform_name><work_req_seconds>100</work_req_seconds>"
+			      "</scheduler_request>";
+	cr_expect_eq(post("/boinc/scheduler", unknown, strlen(unknown), &reply), 200);
+	cr_expect(reply && strstr(reply, "not valid") && !strstr(reply, "<result>") && !strstr(reply, "<hostid>"),
+		  "%s", reply);
+	free(reply);
+	/* Downloads: an input name without its secret is not found. */
+	size_t len = 0;
+	cr_expect_eq(th_http_bytes(&srv, "GET", "/boinc/download/ts_1_1_00000000000000000000000000000000.in", NULL,
+				   NULL, 0, &reply, &len), 404);
+	free(reply);
+	th_db_digest(&srv, after);
+	cr_expect_str_eq(before, after, "a refused BOINC request changed the store");
+
+	/* The app file resumes with Range (what the client sends after a broken download). */
+	char src[600], md5[33], url[800], cert[400];
+	size_t n = 0;
+	snprintf(src, sizeof(src), "%s/boinc-apps/tessera-boinc-x86_64", TESSERA_BIN_DIR);
+	char *app = slurp(src, &n);
+	cr_assert(app);
+	srv_boinc_md5_hex(app, n, md5);
+	free(app);
+	snprintf(url, sizeof(url), "%s/boinc/download/tessera_100_x86_64-pc-linux-gnu_%.8s", srv.url, md5);
+	snprintf(cert, sizeof(cert), "%s/server.crt", srv.data);
+	CURL *h = curl_easy_init();
+	size_t got = 0;
+	long code = 0;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CAINFO, cert);
+	curl_easy_setopt(h, CURLOPT_RANGE, "1000-");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, range_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &got);
+	cr_expect_eq(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(h);
+	cr_expect_eq(code, 206);
+	cr_expect_eq(got, n - 1000, "a range of %zu bytes, not %zu", got, n - 1000);
+}
