@@ -299,7 +299,9 @@ static char *reply_text(srv_ctx *ctx, rpc *c, size_t *len)
 		srv_xbuf_text(&b, c->stop);
 		srv_xbuf_printf(&b, "</message>\n");
 	}
-	if (!c->n_units)
+	/* A delay only for a host with nothing in hand: one still computing must be free to report
+	 * the moment it finishes (its results may be holding up a job). */
+	if (c->stop || (!c->n_units && !c->q.n_other))
 		srv_xbuf_printf(&b, "<request_delay>%d</request_delay>\n", c->stop ? STOPPED_DELAY_S : NO_WORK_DELAY_S);
 	if (!c->q.has_code_sign_key)
 		srv_xbuf_printf(&b, "<code_sign_key>\n%s</code_sign_key>\n", srv_boinc_key_public(ctx->boinc->key));
