@@ -374,3 +374,52 @@ Test(boinc, bad_requests_get_errors_and_change_nothing, .init = setup, .fini = t
 	cr_expect_eq(code, 206);
 	cr_expect_eq(got, n - 1000, "a range of %zu bytes, not %zu", got, n - 1000);
 }
+
+/* Runs a BOINC app in a slot-like dir as the client would (input "in", init_data.xml with
+ * <ncpus>); returns the exit status and the output's text in out. */
+static int run_app(const char *const *prefix, const char *app, const char *unit, char *out, size_t cap)
+{
+	char slot[400], path[500], cwd[1024];
+	snprintf(slot, sizeof(slot), "%s/slot-%s", srv.dir, strrchr(app, '-') + 1);
+	cr_assert_eq(ts_mkdirs(slot, 0700), TS_OK);
+	put_file(slot, "in", unit);
+	put_file(slot, "init_data.xml", "<app_init_data>\n<ncpus>2.000000</ncpus>\n</app_init_data>\n");
+	char *argv[4] = {NULL};
+	int n = 0;
+	for (; prefix && prefix[n]; n++)
+		argv[n] = (char *)prefix[n];
+	argv[n] = (char *)app;
+	cr_assert(getcwd(cwd, sizeof(cwd)));
+	cr_assert_eq(chdir(slot), 0);
+	char log[4096];
+	int rc = th_run(argv, NULL, 60, log, sizeof(log));
+	cr_assert_eq(chdir(cwd), 0);
+	snprintf(path, sizeof(path), "%s/out", slot);
+	char *text = slurp(path, NULL);
+	snprintf(out, cap, "%s", text ? text : "");
+	free(text);
+	snprintf(path, sizeof(path), "%s/boinc_finish_called", slot);
+	cr_expect(rc != 0 || access(path, F_OK) == 0, "%s exited 0 without boinc_finish_called", app);
+	return rc;
+}
+
+Test(boinc, the_apps_compute_a_unit_exactly, .init = setup, .fini = teardown, .timeout = 120)
+{
+	char app[600], out[256], want[64];
+	const char *unit = "{\"unit_id\":9,\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":10000000,\"seed\":7},"
+			   "\"start\":3000000,\"count\":2000000}";
+	snprintf(want, sizeof(want), "{\"hits\":%llu}",
+		 (unsigned long long)kern_pi_hits_key(kern_pi_key(7), 3000000, 2000000));
+	snprintf(app, sizeof(app), "%s/boinc-apps/tessera-boinc-x86_64", TESSERA_BIN_DIR);
+	cr_expect_eq(run_app(NULL, app, unit, out, sizeof(out)), 0);
+	cr_expect_str_eq(out, want);
+	/* A unit it cannot compute is an error result, never a made-up output. */
+	cr_expect_neq(run_app(NULL, app, "{\"kernel\":\"nope\",\"start\":0,\"count\":1}", out, sizeof(out)), 0);
+	/* The aarch64 build, where it was cross-built and qemu-user can run it. */
+	snprintf(app, sizeof(app), "%s/boinc-apps/tessera-boinc-aarch64", TESSERA_BIN_DIR);
+	const char *qemu[] = {"/usr/bin/qemu-aarch64-static", NULL};
+	if (access(app, X_OK) != 0 || access(qemu[0], X_OK) != 0)
+		cr_skip_test("no aarch64 app or no qemu-aarch64-static");
+	cr_expect_eq(run_app(qemu, app, unit, out, sizeof(out)), 0);
+	cr_expect_str_eq(out, want);
+}

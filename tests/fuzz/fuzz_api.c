@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ftw.h>
 #include <unistd.h>
 
 #include "srv_auth.h"
@@ -33,6 +34,18 @@ static void must(int ok, const char *what)
 		fprintf(stderr, "fuzz set-up failed: %s\n", what);
 		abort();
 	}
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* The BOINC temp dir goes with the fuzzer. */
+static void remove_data_dir(void)
+{
+	if (ctx.data_dir[0])
+		nftw(ctx.data_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void setup(void)
@@ -67,6 +80,7 @@ static void setup(void)
 	char dir[] = "/tmp/tessera-fuzz-XXXXXX", apps[64], app[96];
 	must(mkdtemp(dir) != NULL, "temp dir");
 	snprintf(ctx.data_dir, sizeof(ctx.data_dir), "%s", dir);
+	atexit(remove_data_dir);
 	snprintf(apps, sizeof(apps), "%s/apps", dir);
 	snprintf(app, sizeof(app), "%s/tessera-boinc-x86_64", apps);
 	must(ts_mkdirs(apps, 0700) == TS_OK && ts_write_file(app, "#!/bin/true\n", 12, 0700) == TS_OK, "app");
