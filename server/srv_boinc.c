@@ -143,9 +143,11 @@ static ts_err report(srv_ctx *ctx, srv_req *r, rpc *c)
 		json_decref(sub.reply);
 	}
 	json_decref(results);
-	for (int i = 0; i < c->q.n_results && !result; i++)
-		srv_xbuf_printf(&c->out, "<result_ack>\n"), srv_xbuf_elem(&c->out, "name", c->q.results[i].name),
-			srv_xbuf_printf(&c->out, "</result_ack>\n");
+	for (int i = 0; i < c->q.n_results && !result; i++) {
+		srv_xbuf_printf(&c->out, "<result_ack>\n");
+		srv_xbuf_elem(&c->out, "name", c->q.results[i].name);
+		srv_xbuf_printf(&c->out, "</result_ack>\n");
+	}
 	return result;
 }
 
@@ -303,6 +305,11 @@ static char *reply_text(srv_ctx *ctx, rpc *c, size_t *len)
 	 * the moment it finishes (its results may be holding up a job). */
 	if (c->stop || (!c->n_units && !c->q.n_other))
 		srv_xbuf_printf(&b, "<request_delay>%d</request_delay>\n", c->stop ? STOPPED_DELAY_S : NO_WORK_DELAY_S);
+	/* BOINC's heartbeat: the client calls again within this even with nothing to ask, so a host
+	 * that stops calling is lost after the node timeout, as a tessera-client that stops beating. */
+	if (c->node && !c->stop)
+		srv_xbuf_printf(&b, "<next_rpc_delay>%lld</next_rpc_delay>\n",
+				(long long)(ctx->node_timeout_s / 2 > 10 ? ctx->node_timeout_s / 2 : 10));
 	if (!c->q.has_code_sign_key)
 		srv_xbuf_printf(&b, "<code_sign_key>\n%s</code_sign_key>\n", srv_boinc_key_public(ctx->boinc->key));
 	if (!c->out.failed && c->out.n)

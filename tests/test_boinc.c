@@ -423,3 +423,102 @@ Test(boinc, the_apps_compute_a_unit_exactly, .init = setup, .fini = teardown, .t
 	cr_expect_eq(run_app(qemu, app, unit, out, sizeof(out)), 0);
 	cr_expect_str_eq(out, want);
 }
+
+/* The text of the first <tag>...</tag> after from in text, whitespace trimmed, into out. */
+static int xml_get(const char *text, const char *tag, char *out, size_t cap)
+{
+	char open[64], close[64];
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	const char *a = text ? strstr(text, open) : NULL, *b = a ? strstr(a, close) : NULL;
+	if (!b)
+		return 0;
+	a += strlen(open);
+	while (a < b && (*a == ' ' || *a == '\n'))
+		a++;
+	while (b > a && (b[-1] == ' ' || b[-1] == '\n'))
+		b--;
+	snprintf(out, cap, "%.*s", (int)(b - a), a);
+	return 1;
+}
+
+/* One attach-compute-report cycle spoken by hand, as a BOINC client would: the scheduler reply's
+ * parts, the input's download, the upload with the result's secret, the report and its ack. */
+Test(boinc, the_protocol_by_hand, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char token[160], req[2048], *reply = NULL, *text = NULL;
+	th_enroll_token(&srv, 2, token, sizeof(token));
+	int64_t id = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":9},\"units\":1}");
+	snprintf(req, sizeof(req),
+		 "<scheduler_request>\n<authenticator>%s</authenticator>\n<hostid>0</hostid>\n"
+		 "<platform_name>x86_64-pc-linux-gnu</platform_name>\n<work_req_seconds>1</work_req_seconds>\n"
+		 "<host_info>\n<domain_name>by-hand</domain_name>\n<p_ncpus>2</p_ncpus>\n<p_fpops>2e9</p_fpops>\n"
+		 "</host_info>\n</scheduler_request>\n", token);
+	cr_assert_eq(post("/boinc/scheduler", req, strlen(req), &reply), 200, "%s", reply);
+	char hostid[32], name[200], sig[200], url[400], deadline[32];
+	cr_assert(xml_get(reply, "hostid", hostid, sizeof(hostid)), "%s", reply);
+	cr_expect(strstr(reply, "<code_sign_key>\n1024\n"), "no code_sign_key: %s", reply);
+	cr_expect(strstr(reply, "<next_rpc_delay>"), "no next_rpc_delay");
+	cr_expect(strstr(reply, "<file_signature>"), "the app file is not signed");
+	cr_expect(!strstr(reply, "<request_delay>"), "a host given work is told to wait");
+	const char *res = strstr(reply, "<result>");
+	cr_assert(res, "no result: %s", reply);
+	cr_assert(xml_get(res, "name", name, sizeof(name)));
+	cr_assert(xml_get(res, "report_deadline", deadline, sizeof(deadline)));
+	cr_expect_gt(atoll(deadline), (long long)ts_now());
+	/* The input, from the url of the workunit's file. */
+	const char *wu = strstr(reply, "<workunit>"), *in = wu ? strstr(wu - 600 > reply ? wu - 600 : reply, "/boinc/download/ts_") : NULL;
+	cr_assert(in);
+	snprintf(url, sizeof(url), "%.*s", (int)strcspn(in, "<"), in);
+	size_t n = 0;
+	cr_assert_eq(th_http_bytes(&srv, "GET", url, NULL, NULL, 0, &text, &n), 200, "%s", url);
+	json_t *unit = json_loads(text, 0, NULL);
+	free(text);
+	cr_assert(unit, "the input is not JSON");
+	uint64_t hits = kern_pi_hits_key(kern_pi_key(9), (uint64_t)json_integer_value(json_object_get(unit, "start")),
+					 (uint64_t)json_integer_value(json_object_get(unit, "count")));
+	json_decref(unit);
+	/* The upload: the output's file_info name and secret, from the reply. */
+	const char *outfi = strstr(reply, "_0_out</name>");
+	cr_assert(outfi && xml_get(outfi, "xml_signature", sig, sizeof(sig)));
+	char outname[220], data[64], md5[33], body[1024];
+	snprintf(outname, sizeof(outname), "%s_out", name);
+	snprintf(data, sizeof(data), "{\"hits\":%llu}", (unsigned long long)hits);
+	srv_boinc_md5_hex(data, strlen(data), md5);
+	snprintf(body, sizeof(body), "<data_server_request>\n<file_upload>\n<file_info>\n<name>%s</name>\n"
+		 "<xml_signature>\n%s\n</xml_signature>\n<max_nbytes>4096</max_nbytes>\n</file_info>\n"
+		 "<nbytes>%zu</nbytes>\n<md5_cksum>%s</md5_cksum>\n<offset>0</offset>\n<data>\n%s",
+		 outname, sig, strlen(data), md5, data);
+	free(reply);
+	cr_assert_eq(post("/boinc/upload", body, strlen(body), &reply), 200, "%s", reply);
+	cr_expect(strstr(reply, "<status>0</status>"), "%s", reply);
+	free(reply);
+	/* The size probe now sees the whole file. */
+	snprintf(body, sizeof(body), "<data_server_request>\n<get_file_size>%s</get_file_size>\n</data_server_request>\n", outname);
+	cr_assert_eq(post("/boinc/upload", body, strlen(body), &reply), 200);
+	char size[32];
+	cr_expect(xml_get(reply, "file_size", size, sizeof(size)) && (size_t)atoll(size) == strlen(data), "%s", reply);
+	free(reply);
+	/* The report, from the host it was given to, with the key it was given. */
+	snprintf(req, sizeof(req),
+		 "<scheduler_request>\n<authenticator>%s</authenticator>\n<hostid>%s</hostid>\n"
+		 "<platform_name>x86_64-pc-linux-gnu</platform_name>\n<work_req_seconds>0</work_req_seconds>\n"
+		 "<code_sign_key>\n1024\n.\n</code_sign_key>\n<result>\n<name>%s</name>\n<final_elapsed_time>1.5</final_elapsed_time>\n"
+		 "<exit_status>0</exit_status>\n<state>5</state>\n</result>\n</scheduler_request>\n", token, hostid, name);
+	cr_assert_eq(post("/boinc/scheduler", req, strlen(req), &reply), 200, "%s", reply);
+	char acked[200];
+	cr_expect(strstr(reply, "<result_ack>") && xml_get(strstr(reply, "<result_ack>"), "name", acked, sizeof(acked)) &&
+		  strcmp(acked, name) == 0, "%s", reply);
+	cr_expect(!strstr(reply, "<code_sign_key>"), "the key is sent again");
+	free(reply);
+	json_t *job = job_done(id, 10);
+	cr_expect_eq((uint64_t)json_integer_value(json_object_get(json_object_get(job, "result"), "hits")), hits);
+	json_decref(job);
+	/* One host, one use: the same hostid came back. */
+	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes"), 1);
+	cr_expect_eq(th_db_int(&srv, "SELECT uses_left FROM tokens WHERE kind = 'enroll'"), 1);
+	/* The files of a reported result are gone. */
+	char dir[800];
+	snprintf(dir, sizeof(dir), "%s/boinc/up/%s", srv.data, outname);
+	cr_expect_neq(access(dir, F_OK), 0, "the upload stayed after its report");
+}
