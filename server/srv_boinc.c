@@ -56,6 +56,8 @@ static ts_err host_node(srv_ctx *ctx, srv_req *r, rpc *c, int64_t volunteer)
 		c->stop = "this account key can attach no more hosts (used up or expired)";
 		return TS_OK;
 	}
+	if (result)
+		return result;
 	char name[65], platform[80];
 	snprintf(name, sizeof(name), "%s", ts_utf8_printable(c->q.domain_name) && *c->q.domain_name
 						   ? c->q.domain_name : "boinc host");
@@ -70,7 +72,7 @@ static ts_err host_node(srv_ctx *ctx, srv_req *r, rpc *c, int64_t volunteer)
 	sqlite3_bind_int64(st, 4, r->now);
 	sqlite3_bind_null(st, 5);
 	sqlite3_bind_int64(st, 6, volunteer);
-	result = result ? result : srv_db_exec(ctx->db, st);
+	result = srv_db_exec(ctx->db, st);
 	if (result)
 		return result;
 	c->node = sqlite3_last_insert_rowid(srv_db_handle(ctx->db));

@@ -225,6 +225,16 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	}
 }
 
+/* A result the client still holds: in progress, or finished beyond this RPC's cap. */
+static void add_other(xparse *x, char *text)
+{
+	char *t = trim(text);
+	if (strlen(t) >= SRV_BOINC_NAME_MAX)
+		fail(x, "<%s> is too long", x->path);
+	else if (x->req->n_other < SRV_BOINC_MAX_OTHER)
+		memcpy(x->req->other[x->req->n_other++], t, strlen(t) + 1);
+}
+
 static void XMLCALL on_end(void *ud, const XML_Char *name)
 {
 	xparse *x = ud;
@@ -234,14 +244,12 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 		if (x->in_result && (f = find_field(result_fields, NFIELDS(result_fields), x->path))) {
 			if (x->cur)
 				store(x, f, x->cur, x->text);
+			else if (f->off == offsetof(srv_boinc_reported, name))
+				add_other(x, x->text); /* over the cap: reported next time, held meanwhile */
 		} else if ((f = find_field(request_fields, NFIELDS(request_fields), x->path))) {
 			store(x, f, x->req, x->text);
 		} else if (strcmp(x->path, "other_results/other_result/name") == 0) {
-			char *t = trim(x->text);
-			if (strlen(t) >= SRV_BOINC_NAME_MAX)
-				fail(x, "<%s> is too long", x->path);
-			else if (x->req->n_other < SRV_BOINC_MAX_OTHER)
-				memcpy(x->req->other[x->req->n_other++], t, strlen(t) + 1);
+			add_other(x, x->text);
 		} else if (strcmp(x->path, "result") == 0) {
 			x->in_result = 0;
 		}
