@@ -268,7 +268,10 @@ static ts_err lease(srv_ctx *ctx, srv_req *r, rpc *c)
 		if (srv_boinc_parse_result(c->q.other[i], &unit, &replica))
 			json_array_append_new(holding, json_integer(unit));
 	}
-	double seconds = c->q.work_req_s < 0.001 ? 0.001 : c->q.work_req_s > 86400 ? 86400 : c->q.work_req_s;
+	/* BOINC asks for instance-seconds (seconds times the cores busy); a task here takes all the
+	 * host's cores, so that is work_req_s / ncpus seconds of the node's time. */
+	double seconds = c->q.work_req_s / (c->q.ncpus > 0 ? c->q.ncpus : 1);
+	seconds = seconds < 0.001 ? 0.001 : seconds > 86400 ? 86400 : seconds;
 	json_t *spec = json_pack("{s:f,s:i,s:o}", "seconds", seconds, "max_units", LEASE_MAX_UNITS, "holding", holding);
 	ts_err result = spec ? srv_lease_fill(ctx, r, spec, &units) : TS_ERR_NOMEM;
 	json_decref(spec);
