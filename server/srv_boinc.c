@@ -101,7 +101,7 @@ static json_t *report_item(srv_ctx *ctx, const rpc *c, const srv_boinc_reported 
 		*err = result == TS_ERR_NOT_FOUND ? TS_OK : result;
 		return NULL;
 	}
-	if ((*err = srv_boinc_output_take(ctx->boinc, unit, replica, &text)))
+	if ((*err = srv_boinc_output_read(ctx->boinc, unit, replica, &text)))
 		return NULL;
 	json_t *partial = text && res->exit_status == 0 ? json_loads(text, 0, NULL) : NULL;
 	free(text);
@@ -119,6 +119,16 @@ static json_t *report_item(srv_ctx *ctx, const rpc *c, const srv_boinc_reported 
 	if (!item)
 		*err = TS_ERR_NOMEM;
 	return item;
+}
+
+static int reported(const json_t *results, int64_t unit)
+{
+	size_t i;
+	json_t *item;
+	json_array_foreach(results, i, item)
+		if (json_integer_value(json_object_get(item, "unit_id")) == unit)
+			return 1;
+	return 0;
 }
 
 /* Reports the finished results through the report route's own code (one node principal, the
@@ -143,6 +153,14 @@ static ts_err report(srv_ctx *ctx, srv_req *r, rpc *c)
 				json_array_size(results), json_array_size(json_object_get(sub.reply, "rejected")));
 		json_decref(sub.body);
 		json_decref(sub.reply);
+	}
+	/* The files go only with a report that was taken (a failed one is sent again, files and all;
+	 * should the commit itself fail after this, the result comes back as "no output", and its
+	 * unit goes to another node: work lost, never a wrong result). */
+	for (int i = 0; i < c->q.n_results && !result; i++) {
+		int64_t unit, replica;
+		if (srv_boinc_parse_result(c->q.results[i].name, &unit, &replica) && reported(results, unit))
+			srv_boinc_files_drop(ctx->boinc, unit, replica);
 	}
 	json_decref(results);
 	for (int i = 0; i < c->q.n_results && !result; i++) {

@@ -183,9 +183,9 @@ static void output_path(const struct srv_boinc *b, int64_t unit, int64_t replica
 	snprintf(out, cap, "%s/ts_%lld_%lld_0_out", b->up_dir, (long long)unit, (long long)replica);
 }
 
-ts_err srv_boinc_output_take(const struct srv_boinc *b, int64_t unit, int64_t replica, char **out)
+ts_err srv_boinc_output_read(const struct srv_boinc *b, int64_t unit, int64_t replica, char **out)
 {
-	char path[1400], in[SRV_BOINC_NAME_MAX + 40];
+	char path[1400];
 	size_t n;
 	*out = NULL;
 	output_path(b, unit, replica, path, sizeof(path));
@@ -194,11 +194,17 @@ ts_err srv_boinc_output_take(const struct srv_boinc *b, int64_t unit, int64_t re
 		*out = NULL;
 		result = access(path, F_OK) == 0 ? result : TS_OK; /* none uploaded: the caller says so */
 	}
+	return result;
+}
+
+void srv_boinc_files_drop(const struct srv_boinc *b, int64_t unit, int64_t replica)
+{
+	char path[1400], in[SRV_BOINC_NAME_MAX + 40];
+	output_path(b, unit, replica, path, sizeof(path));
 	unlink(path);
 	input_name(b, unit, replica, in);
 	snprintf(path, sizeof(path), "%s/%s", b->in_dir, in);
 	unlink(path);
-	return result;
 }
 
 ts_err api_boinc_master(srv_ctx *ctx, srv_req *r)
