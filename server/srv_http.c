@@ -96,8 +96,11 @@ static int route_match_hash(const char *pattern, const char *hole, const char *p
  * and '-', not starting with '.', into name. */
 static int route_match_name(const char *pattern, const char *hole, const char *path, char name[SRV_NAME_MAX])
 {
-	size_t pre = (size_t)(hole - pattern), n = strlen(path + pre);
-	if (strncmp(pattern, path, pre) != 0 || n == 0 || n >= SRV_NAME_MAX || path[pre] == '.')
+	size_t pre = (size_t)(hole - pattern);
+	if (strncmp(pattern, path, pre) != 0)
+		return 0; /* before anything past pre is read: path may be shorter */
+	size_t n = strlen(path + pre);
+	if (n == 0 || n >= SRV_NAME_MAX || path[pre] == '.')
 		return 0;
 	if (strspn(path + pre, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
 		return 0;
