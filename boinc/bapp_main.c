@@ -41,33 +41,49 @@ static int fail(const char *what, const char *detail)
 int main(void)
 {
 	json_error_t jerr;
-	json_t *unit = json_load_file("in", 0, &jerr);
-	if (!unit)
-		return fail("cannot read the unit", jerr.text);
+	json_t *unit = json_load_file("in", 0, &jerr), *result = NULL;
+	int rc = 1;
+	if (!unit) {
+		fail("cannot read the unit", jerr.text);
+		goto out;
+	}
 	const kern *k = kern_find(json_string_value(json_object_get(unit, "kernel")));
 	json_t *start = json_object_get(unit, "start"), *count = json_object_get(unit, "count");
 	if (!k || !k->compute || !json_is_integer(start) || !json_is_integer(count) ||
-	    json_integer_value(start) < 0 || json_integer_value(count) < 1)
-		return fail("not a unit this app computes", NULL);
+	    json_integer_value(start) < 0 || json_integer_value(count) < 1) {
+		fail("not a unit this app computes", NULL);
+		goto out;
+	}
 	kern_args args;
 	char why[256];
-	if (k->parse(json_object_get(unit, "params"), &args, why, sizeof(why)))
-		return fail("bad params", why);
-	kern_partial out = k->zero();
+	if (k->parse(json_object_get(unit, "params"), &args, why, sizeof(why))) {
+		fail("bad params", why);
+		goto out;
+	}
+	kern_partial partial = k->zero();
 	int threads = slot_ncpus();
 	ts_err e = kern_run(k, &args, (uint64_t)json_integer_value(start), (uint64_t)json_integer_value(count),
-			    threads, &out, NULL);
-	if (e)
-		return fail("compute failed", ts_strerror(e));
-	json_t *result = k->partial_to_json(&out);
-	if (!result || json_dump_file(result, "out", JSON_COMPACT))
-		return fail("cannot write the output", NULL);
+			    threads, &partial, NULL);
+	if (e) {
+		fail("compute failed", ts_strerror(e));
+		goto out;
+	}
+	result = k->partial_to_json(&partial);
+	if (!result || json_dump_file(result, "out", JSON_COMPACT)) {
+		fail("cannot write the output", NULL);
+		goto out;
+	}
 	fprintf(stderr, "tessera-boinc: unit %lld of %s done on %d threads\n",
 		(long long)json_integer_value(json_object_get(unit, "unit_id")), k->name, threads);
+	/* Last: only a finished task says so, and the client then takes "out". */
 	FILE *done = fopen("boinc_finish_called", "w");
-	if (!done || fputs("0\n", done) < 0 || fclose(done))
-		return fail("cannot write boinc_finish_called", NULL);
+	if (!done || fputs("0\n", done) < 0 || fclose(done)) {
+		fail("cannot write boinc_finish_called", NULL);
+		goto out;
+	}
+	rc = 0;
+out:
 	json_decref(result);
 	json_decref(unit);
-	return 0;
+	return rc;
 }

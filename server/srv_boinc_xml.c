@@ -188,6 +188,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 {
 	xparse *x = ud;
 	size_t nl = strlen(name);
+	if (x->err || (x->up && x->up->data_at))
+		return; /* stopped: expat still ends the token it was in */
 	if (x->depth == 0 && strcmp(name, x->root) != 0) {
 		fail(x, "the document is not a <%s>", x->root);
 		return;
@@ -238,6 +240,8 @@ static void add_other(xparse *x, char *text)
 static void XMLCALL on_end(void *ud, const XML_Char *name)
 {
 	xparse *x = ud;
+	if (x->err || x->depth == 0 || (x->up && x->up->data_at))
+		return; /* stopped: expat still ends the token it was in */
 	x->text[x->tlen] = '\0';
 	const xfield *f;
 	if (x->req) {
@@ -267,6 +271,8 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
 {
 	xparse *x = ud;
 	size_t n = (size_t)len;
+	if (x->err)
+		return;
 	if (x->tlen + n > XML_TEXT_MAX) {
 		x->toolong = 1;
 		n = XML_TEXT_MAX - x->tlen;

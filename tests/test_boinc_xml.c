@@ -240,3 +240,18 @@ Test(boinc_key, files_are_signed_as_boinc_clients_check)
 	unlink(path);
 	rmdir(dir);
 }
+
+Test(boinc_xml, an_empty_element_of_the_wrong_kind_is_refused_cleanly)
+{
+	/* expat ends the empty element's token after the parser was stopped at its start. */
+	static const char *const docs[] = {"<data_server_request/>", "<scheduler_request/>x", "<x><y/></x>"};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		srv_boinc_request q;
+		char why[256] = "";
+		cr_expect_eq(srv_boinc_parse_request(docs[i], strlen(docs[i]), &q, why, sizeof(why)), TS_ERR_BAD_REQUEST,
+			     "%s", docs[i]);
+	}
+	srv_boinc_upload u;
+	char why[256];
+	cr_expect_eq(srv_boinc_parse_upload("<scheduler_request/>", 20, &u, why, sizeof(why)), TS_ERR_BAD_REQUEST);
+}
