@@ -15,7 +15,7 @@
 #include "ts_util.h"
 
 #define REPLY_MAX (4u << 20)
-#define NO_WORK_DELAY_S 10    /* request_delay when there is nothing to do */
+#define NO_WORK_DELAY_S 60    /* request_delay when there is nothing to do (an idle host polls) */
 #define STOPPED_DELAY_S 3600  /* ...and when the host may not work (revoked, disabled) */
 #define LEASE_MAX_UNITS 64
 
