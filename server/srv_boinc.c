@@ -131,6 +131,48 @@ static int reported(const json_t *results, int64_t unit)
 	return 0;
 }
 
+/* The host's measured rate for a reported result's kernel (indices per second of its wall
+ * time, all its cores busy), from the unit's input, into rates; tasks under a second are too
+ * coarse to tell (the client counts elapsed time in whole poll seconds). */
+static void note_rate(const struct srv_boinc *b, int64_t unit, int64_t replica, double elapsed_s, json_t *rates)
+{
+	char *text = NULL;
+	if (!(elapsed_s >= 1) || srv_boinc_input_read(b, unit, replica, &text) || !text)
+		return;
+	json_t *in = json_loads(text, 0, NULL);
+	free(text);
+	const char *kernel = json_string_value(json_object_get(in, "kernel"));
+	json_int_t count = json_integer_value(json_object_get(in, "count"));
+	if (kernel && count > 0 && kern_find(kernel))
+		json_object_set_new(rates, kernel, json_real((double)count / elapsed_s));
+	json_decref(in);
+}
+
+/* Merges measured rates into the node's, which size its next fetches. */
+static ts_err rates_put(srv_ctx *ctx, int64_t node, json_t *measured)
+{
+	srv_node_info info;
+	char *text = NULL, why[256];
+	if (!json_object_size(measured))
+		return TS_OK;
+	ts_err result = srv_store_node_info(ctx->db, node, &info);
+	if (result)
+		return result;
+	json_t *rates = json_is_object(info.rates) ? info.rates : json_object();
+	json_object_update(rates, measured);
+	if (srv_json_rates(rates, &text, why, sizeof(why)) == TS_OK && text) {
+		sqlite3_stmt *st = srv_db_stmt(ctx->db, Q_NODE_SET_RATES);
+		sqlite3_bind_int64(st, 1, node);
+		sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
+		result = srv_db_exec(ctx->db, st);
+	}
+	free(text);
+	if (rates != info.rates)
+		json_decref(rates);
+	json_decref(info.rates);
+	return result;
+}
+
 /* Reports the finished results through the report route's own code (one node principal, the
  * same transaction) and acknowledges every one, taken or not, so the client stops sending it. */
 static ts_err report(srv_ctx *ctx, srv_req *r, rpc *c)
@@ -154,6 +196,16 @@ static ts_err report(srv_ctx *ctx, srv_req *r, rpc *c)
 		json_decref(sub.body);
 		json_decref(sub.reply);
 	}
+	json_t *measured = json_object();
+	for (int i = 0; i < c->q.n_results && !result && measured; i++) {
+		int64_t unit, replica;
+		if (srv_boinc_parse_result(c->q.results[i].name, &unit, &replica) && reported(results, unit) &&
+		    c->q.results[i].exit_status == 0)
+			note_rate(ctx->boinc, unit, replica, c->q.results[i].elapsed_s, measured);
+	}
+	if (!result)
+		result = rates_put(ctx, c->node, measured);
+	json_decref(measured);
 	/* The files go only with a report that was taken (a failed one is sent again, files and all;
 	 * should the commit itself fail after this, the result comes back as "no output", and its
 	 * unit goes to another node: work lost, never a wrong result). */

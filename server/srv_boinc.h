@@ -62,6 +62,8 @@ ts_err srv_boinc_base_url(const srv_req *r, char *out, size_t cap);
 ts_err srv_boinc_input_put(const struct srv_boinc *b, const char *name, const char *text, size_t n);
 /* Reads a result's uploaded output (NULL *out if there is none). */
 ts_err srv_boinc_output_read(const struct srv_boinc *b, int64_t unit, int64_t replica, char **out);
+/* Reads a unit's input as written for its result (NULL *out on failure). */
+ts_err srv_boinc_input_read(const struct srv_boinc *b, int64_t unit, int64_t replica, char **out);
 /* Removes a result's input and output, once its report is in. */
 void srv_boinc_files_drop(const struct srv_boinc *b, int64_t unit, int64_t replica);
 

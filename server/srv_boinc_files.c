@@ -197,6 +197,18 @@ ts_err srv_boinc_output_read(const struct srv_boinc *b, int64_t unit, int64_t re
 	return result;
 }
 
+ts_err srv_boinc_input_read(const struct srv_boinc *b, int64_t unit, int64_t replica, char **out)
+{
+	char path[1400], in[SRV_BOINC_NAME_MAX + 40];
+	size_t n;
+	input_name(b, unit, replica, in);
+	snprintf(path, sizeof(path), "%s/%s", b->in_dir, in);
+	ts_err result = ts_read_file(path, 64 * 1024, out, &n);
+	if (result)
+		*out = NULL;
+	return result;
+}
+
 void srv_boinc_files_drop(const struct srv_boinc *b, int64_t unit, int64_t replica)
 {
 	char path[1400], in[SRV_BOINC_NAME_MAX + 40];

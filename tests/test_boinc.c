@@ -519,6 +519,9 @@ Test(boinc, the_protocol_by_hand, .init = setup, .fini = teardown, .timeout = 60
 	json_t *job = job_done(id, 10);
 	cr_expect_eq((uint64_t)json_integer_value(json_object_get(json_object_get(job, "result"), "hits")), hits);
 	json_decref(job);
+	/* Its measured rate (the unit's indices over the task's 1.5 s) sizes its next fetches. */
+	cr_expect_eq(th_db_int(&srv, "SELECT CAST(round(json_extract(rates, '$.montecarlo_pi') * 1.5) AS INTEGER)"
+				     " FROM nodes"), 1000000);
 	/* One host, one use: the same hostid came back. */
 	cr_expect_eq(th_db_int(&srv, "SELECT count(*) FROM nodes"), 1);
 	cr_expect_eq(th_db_int(&srv, "SELECT uses_left FROM tokens WHERE kind = 'enroll'"), 1);
