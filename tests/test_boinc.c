@@ -495,8 +495,33 @@ Test(boinc, the_protocol_by_hand, .init = setup, .fini = teardown, .timeout = 60
 		 "<nbytes>%zu</nbytes>\n<md5_cksum>%s</md5_cksum>\n<offset>0</offset>\n<data>\n%s",
 		 outname, sig, strlen(data), md5, data);
 	free(reply);
+	/* Refused, storing nothing: over the cap, an offset past what is stored, a wrong MD5. */
+	static const struct {
+		const char *nbytes, *offset, *md5;
+		long status;
+	} refused[] = {{"5000", "0", NULL, 413}, {NULL, "3", NULL, 400}, {NULL, "0", "0123456789abcdef0123456789abcdef", 400}};
+	for (size_t i = 0; i < TS_ARRAY_LEN(refused); i++) {
+		char nb[16], bad[1024];
+		snprintf(nb, sizeof(nb), "%zu", strlen(data));
+		snprintf(bad, sizeof(bad), "<data_server_request>\n<file_upload>\n<file_info>\n<name>%s</name>\n"
+			 "<xml_signature>\n%s\n</xml_signature>\n</file_info>\n<nbytes>%s</nbytes>\n"
+			 "<md5_cksum>%s</md5_cksum>\n<offset>%s</offset>\n<data>\n%s", outname, sig,
+			 refused[i].nbytes ? refused[i].nbytes : nb, refused[i].md5 ? refused[i].md5 : md5,
+			 refused[i].offset, data + atoi(refused[i].offset));
+		cr_expect_eq(post("/boinc/upload", bad, strlen(bad), &reply), refused[i].status, "case %zu: %s", i, reply);
+		free(reply);
+	}
+	char stored[800];
+	snprintf(stored, sizeof(stored), "%s/boinc/up/%s", srv.data, outname);
+	cr_expect_neq(access(stored, F_OK), 0, "a refused upload stored a file");
 	cr_assert_eq(post("/boinc/upload", body, strlen(body), &reply), 200, "%s", reply);
 	cr_expect(strstr(reply, "<status>0</status>"), "%s", reply);
+	free(reply);
+	/* A resumed upload: the rest from an offset within what is stored. */
+	snprintf(body, sizeof(body), "<data_server_request>\n<file_upload>\n<file_info>\n<name>%s</name>\n"
+		 "<xml_signature>\n%s\n</xml_signature>\n</file_info>\n<nbytes>%zu</nbytes>\n"
+		 "<md5_cksum>%s</md5_cksum>\n<offset>5</offset>\n<data>\n%s", outname, sig, strlen(data), md5, data + 5);
+	cr_assert_eq(post("/boinc/upload", body, strlen(body), &reply), 200, "%s", reply);
 	free(reply);
 	/* The size probe now sees the whole file. */
 	snprintf(body, sizeof(body), "<data_server_request>\n<get_file_size>%s</get_file_size>\n</data_server_request>\n", outname);
