@@ -420,13 +420,22 @@ Test(boinc, the_apps_compute_a_unit_exactly, .init = setup, .fini = teardown, .t
 	cr_expect_str_eq(out, want);
 	/* A unit it cannot compute is an error result, never a made-up output. */
 	cr_expect_neq(run_app(NULL, app, "{\"kernel\":\"nope\",\"start\":0,\"count\":1}", out, sizeof(out)), 0);
-	/* The aarch64 build, where it was cross-built and qemu-user can run it. */
-	snprintf(app, sizeof(app), "%s/boinc-apps/tessera-boinc-aarch64", TESSERA_BIN_DIR);
-	const char *qemu[] = {"/usr/bin/qemu-aarch64-static", NULL};
-	if (access(app, X_OK) != 0 || access(qemu[0], X_OK) != 0)
-		cr_skip_test("no aarch64 app or no qemu-aarch64-static");
-	cr_expect_eq(run_app(qemu, app, unit, out, sizeof(out)), 0);
-	cr_expect_str_eq(out, want);
+	/* The ARM builds, where they were cross-built and qemu-user can run them. */
+	static const struct {
+		const char *arch, *qemu;
+	} arm[] = {{"aarch64", "/usr/bin/qemu-aarch64-static"}, {"armhf", "/usr/bin/qemu-arm-static"}};
+	int ran = 0;
+	for (size_t i = 0; i < TS_ARRAY_LEN(arm); i++) {
+		const char *qemu[] = {arm[i].qemu, NULL};
+		snprintf(app, sizeof(app), "%s/boinc-apps/tessera-boinc-%s", TESSERA_BIN_DIR, arm[i].arch);
+		if (access(app, X_OK) != 0 || access(qemu[0], X_OK) != 0)
+			continue;
+		cr_expect_eq(run_app(qemu, app, unit, out, sizeof(out)), 0, "%s", arm[i].arch);
+		cr_expect_str_eq(out, want, "%s", arm[i].arch);
+		ran++;
+	}
+	if (!ran)
+		cr_skip_test("no ARM app or no qemu-user to run one");
 }
 
 /* The text of the first <tag>...</tag> after from in text, whitespace trimmed, into out. */
