@@ -25,6 +25,7 @@ typedef struct rpc {
 	const srv_boinc_app *app;
 	int64_t node;
 	const char *stop;      /* why this host gets no work, shown to the volunteer */
+	int app_missing;       /* ...only because there is no app for it: what it holds still counts */
 	char base[300];        /* https://HOST */
 	srv_xbuf out;          /* the parts of the reply after the header */
 	int n_units;
@@ -385,6 +386,12 @@ static char *reply_text(srv_ctx *ctx, rpc *c, size_t *len)
 	if (c->node && !c->stop)
 		srv_xbuf_printf(&b, "<next_rpc_delay>%lld</next_rpc_delay>\n",
 				(long long)(ctx->node_timeout_s / 2 > 10 ? ctx->node_timeout_s / 2 : 10));
+	/* A host that may not work stops what it holds: its results would not be taken. */
+	for (int i = 0; c->stop && !c->app_missing && i < c->q.n_other; i++) {
+		srv_xbuf_printf(&b, "<result_abort>\n");
+		srv_xbuf_elem(&b, "name", c->q.other[i]);
+		srv_xbuf_printf(&b, "</result_abort>\n");
+	}
 	if (!c->q.has_code_sign_key)
 		srv_xbuf_printf(&b, "<code_sign_key>\n%s</code_sign_key>\n", srv_boinc_key_public(ctx->boinc->key));
 	if (!c->out.failed && c->out.n)
@@ -434,8 +441,10 @@ ts_err api_boinc_scheduler(srv_ctx *ctx, srv_req *r)
 	if (!result)
 		result = srv_work_node_seen(ctx->db, r);
 	c->app = srv_boinc_app_for(ctx->boinc, c->q.platforms, c->q.n_platforms);
-	if (!result && !c->app)
+	if (!result && !c->app) {
 		c->stop = "Tessera has no app for this host's platform";
+		c->app_missing = 1;
+	}
 	if (!result && !c->stop && c->q.work_req_s > 0)
 		result = lease(ctx, r, c);
 reply:

@@ -563,4 +563,18 @@ Test(boinc, the_protocol_by_hand, .init = setup, .fini = teardown, .timeout = 60
 	char dir[800];
 	snprintf(dir, sizeof(dir), "%s/boinc/up/%s", srv.data, outname);
 	cr_expect_neq(access(dir, F_OK), 0, "the upload stayed after its report");
+	/* Revoked: the host is told, and told to abort what it still holds. */
+	int64_t enroll_id = th_db_int(&srv, "SELECT id FROM tokens WHERE kind = 'enroll'");
+	char path[80];
+	snprintf(path, sizeof(path), "/api/v1/enroll-tokens/%lld", (long long)enroll_id);
+	cr_assert_eq(th_http(&srv, "DELETE", path, srv.admin_token, NULL, 0, 0, NULL), 200);
+	snprintf(req, sizeof(req),
+		 "<scheduler_request>\n<authenticator>%s</authenticator>\n<hostid>%s</hostid>\n"
+		 "<platform_name>x86_64-pc-linux-gnu</platform_name>\n<work_req_seconds>100</work_req_seconds>\n"
+		 "<other_results>\n<other_result>\n<name>ts_7_7_0</name>\n</other_result>\n</other_results>\n"
+		 "</scheduler_request>\n", token, hostid);
+	cr_assert_eq(post("/boinc/scheduler", req, strlen(req), &reply), 200, "%s", reply);
+	cr_expect(strstr(reply, "not valid") && strstr(reply, "<result_abort>\n<name>ts_7_7_0</name>"), "%s", reply);
+	cr_expect(!strstr(reply, "<result>") && !strstr(reply, "<next_rpc_delay>"), "%s", reply);
+	free(reply);
 }
