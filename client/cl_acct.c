@@ -509,6 +509,9 @@ static int token_create_enroll(struct acct_call *c)
 	fflush(stdout);
 	fprintf(stderr, "enroll a node with: tessera-client enroll %s %s\n", cl_http_url(c->http),
 		token);
+	/* The same token is a BOINC account key (docs/BOINC.md). */
+	fprintf(stderr, "or attach a BOINC client: boinccmd --project_attach %s/boinc/ %s\n",
+		cl_http_url(c->http), token);
 	rc = CL_EXIT_OK;
 out:
 	json_decref(body);

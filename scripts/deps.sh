@@ -14,6 +14,11 @@ pkgs+=(bubblewrap python3-mpi4py)
 pkgs+=(wrk)
 # The fuzz run (scripts/fuzz.sh) symbolizes ASan's traces with llvm-symbolizer: clang-14's.
 pkgs+=(llvm-14)
+# BOINC support: expat parses the scheduler's XML; Debian's boinc-client (boinc, boinccmd) is the
+# real volunteer client that test_boinc attaches to a test server.
+pkgs+=(libexpat1-dev boinc-client)
+# The BOINC app for 32-bit ARM hosts (armhf), cross-built as the aarch64 one (the packages above).
+pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross libjansson-dev:armhf)
 # The dashboard's browser test runs on Node.js and npm: Debian's only where none is installed
 # (a Node.js from elsewhere ships its own npm and conflicts with Debian's npm package).
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

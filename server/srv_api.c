@@ -215,12 +215,15 @@ ts_err api_enroll_token(srv_ctx *ctx, srv_req *r)
 	ts_pin_format(ctx->pin, pin);
 	/* The ready command names the server as this request reached it. */
 	const char *host = r->call->host;
-	char command[512];
-	snprintf(command, sizeof(command), "tessera-client enroll https://%s %s",
-		 host && strlen(host) < 256 && !strpbrk(host, " \t'\"`$;&|<>") ? host : "SERVER:8443", token);
+	char command[512], boinc[512];
+	const char *shown = host && strlen(host) < 256 && !strpbrk(host, " \t'\"`$;&|<>") ? host : "SERVER:8443";
+	snprintf(command, sizeof(command), "tessera-client enroll https://%s %s", shown, token);
+	/* The same token is a BOINC account key (docs/BOINC.md). */
+	snprintf(boinc, sizeof(boinc), "boinccmd --project_attach https://%s/boinc/ %s", shown, token);
 	r->status = 201;
-	r->reply = json_pack("{s:I,s:s,s:I,s:I,s:s,s:s}", "id", (json_int_t)id, "token", token, "uses",
-			     (json_int_t)uses, "expires_at", (json_int_t)expires, "pin", pin, "command", command);
+	r->reply = json_pack("{s:I,s:s,s:I,s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "token", token, "uses",
+			     (json_int_t)uses, "expires_at", (json_int_t)expires, "pin", pin, "command", command,
+			     "boinc_command", boinc);
 	return TS_OK;
 }
 

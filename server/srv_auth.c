@@ -234,6 +234,25 @@ out:
 	return result;
 }
 
+ts_err srv_auth_enroll_live(srv_db *db, const char *token, int64_t *token_id)
+{
+	char secret[TS_TOKEN_MAX], hash[TS_TOKEN_HASH_HEX];
+	if (strlen(token) >= TS_TOKEN_MAX || ts_token_parse_enroll(token, secret, NULL))
+		return TS_ERR_UNAUTHORIZED;
+	ts_token_hash(secret, hash);
+	sqlite3_stmt *st;
+	ts_err result = token_row(db, hash, &st);
+	if (result)
+		return result;
+	const char *kind = (const char *)sqlite3_column_text(st, 1);
+	/* Uses and expiry limit new hosts only, as they limit new tessera-client nodes. */
+	result = kind && strcmp(kind, "enroll") == 0 && !sqlite3_column_int(st, 6) && !sqlite3_column_int(st, 9)
+		 ? TS_OK : TS_ERR_UNAUTHORIZED;
+	*token_id = sqlite3_column_int64(st, 10);
+	sqlite3_reset(st);
+	return result;
+}
+
 /* A fixed hash to check against when the user does not exist, so the answer takes as long. */
 static const char dummy_hash[] = "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA$"
 				 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";

@@ -88,6 +88,10 @@ ts_err srv_auth_issue_named(srv_db *db, const char *kind, int64_t user_id, const
  * gets its id, which names the volunteer its nodes belong to. */
 ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now, int64_t *token_id);
 
+/* Whether an enrollment token is still one (not revoked, its admin not disabled), whatever its
+ * uses and expiry: a BOINC host sends it as its account key on every RPC. *token_id: its id. */
+ts_err srv_auth_enroll_live(srv_db *db, const char *token, int64_t *token_id);
+
 /* Login in two halves around the KDF. prepare looks the user up and fills job (a check
  * against the user's hash, or a fixed one for unknown users, so they cost the same time);
  * TS_ERR_UNAVAILABLE or TS_ERR_DB when the store fails. finish, after srv_pw_job_run, issues

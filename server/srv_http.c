@@ -58,6 +58,11 @@ static const srv_route routes[] = {
 	{EVHTTP_REQ_GET, "/api/v1/jobs/{id}/outputs", api_job_outputs, ROLE_PEOPLE, BODY_NONE},
 	{EVHTTP_REQ_POST, "/api/v1/users/{id}/grant", api_user_grant, ROLE_ADMIN, BODY_JSON},
 	{EVHTTP_REQ_POST, "/api/v1/users/{id}/revoke", api_user_revoke, ROLE_ADMIN, BODY_JSON},
+	/* BOINC clients (srv_boinc.h): their own credentials, checked by the handlers. */
+	{EVHTTP_REQ_GET, "/boinc/", api_boinc_master, ROLE_ANY, BODY_NONE},
+	{EVHTTP_REQ_POST, "/boinc/scheduler", api_boinc_scheduler, ROLE_ANY, BODY_RAW},
+	{EVHTTP_REQ_GET, "/boinc/download/{name}", api_boinc_download, ROLE_ANY, BODY_NONE},
+	{EVHTTP_REQ_POST, "/boinc/upload", api_boinc_upload, ROLE_ANY, BODY_RAW},
 };
 
 _Static_assert(TS_ARRAY_LEN(routes) <= SRV_ROUTES_MAX, "raise SRV_ROUTES_MAX");
@@ -87,10 +92,29 @@ static int route_match_hash(const char *pattern, const char *hole, const char *p
 	return 1;
 }
 
-/* Matches path against a pattern; fills *id for "{id}", hash for "{hash}". */
-static int route_match(const char *pattern, const char *path, int64_t *id, char hash[65])
+/* Matches path against a pattern ending in "{name}": one segment of letters, digits, '.', '_'
+ * and '-', not starting with '.', into name. */
+static int route_match_name(const char *pattern, const char *hole, const char *path, char name[SRV_NAME_MAX])
 {
-	const char *hole = strstr(pattern, "{id}");
+	size_t pre = (size_t)(hole - pattern);
+	if (strncmp(pattern, path, pre) != 0)
+		return 0; /* before anything past pre is read: path may be shorter */
+	size_t n = strlen(path + pre);
+	if (n == 0 || n >= SRV_NAME_MAX || path[pre] == '.')
+		return 0;
+	if (strspn(path + pre, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+		return 0;
+	memcpy(name, path + pre, n + 1);
+	return 1;
+}
+
+/* Matches path against a pattern; fills *id for "{id}", hash for "{hash}", name for "{name}". */
+static int route_match(const char *pattern, const char *path, int64_t *id, char hash[65], char name[SRV_NAME_MAX])
+{
+	const char *hole = strstr(pattern, "{name}");
+	if (hole)
+		return route_match_name(pattern, hole, path, name);
+	hole = strstr(pattern, "{id}");
 	if (!hole && (hole = strstr(pattern, "{hash}")))
 		return route_match_hash(pattern, hole, path, hash);
 	if (!hole)
@@ -266,6 +290,10 @@ static void send_reply(struct evhttp_request *ev, int status, srv_req *r)
 		evhttp_add_header(h, "X-Frame-Options", "DENY");
 		evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 	}
+	if (r->content_range[0])
+		evhttp_add_header(h, "Content-Range", r->content_range);
+	if (r->content_type && strcmp(r->content_type, "application/octet-stream") == 0)
+		evhttp_add_header(h, "Accept-Ranges", "bytes");
 	if (status == 429) {
 		char secs[24];
 		snprintf(secs, sizeof(secs), "%d", r->retry_after > 1 ? (int)(r->retry_after + 0.999) : 1);
@@ -387,7 +415,7 @@ void srv_http_handle(srv_ctx *ctx, const srv_call *call, srv_req *r, size_t *rou
 	ctx->requests++;
 	for (size_t i = 0; path && i < TS_ARRAY_LEN(routes); i++) {
 		int64_t id = 0;
-		if (!route_match(routes[i].path, path, &id, r->hash))
+		if (!route_match(routes[i].path, path, &id, r->hash, r->name))
 			continue;
 		path_known = 1;
 		if (routes[i].method == call->method) {
@@ -706,6 +734,7 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 		.authorization = evhttp_find_header(in, "Authorization"),
 		.content_encoding = evhttp_find_header(in, "Content-Encoding"),
 		.host = evhttp_find_header(in, "Host"),
+		.range = evhttp_find_header(in, "Range"),
 		.query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(ev)),
 		.peer = peer,
 		.body_len = evbuffer_get_length(body),

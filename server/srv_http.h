@@ -31,6 +31,7 @@
 #define SRV_IDLE_TIMEOUT_S 60
 
 #define SRV_ROUTES_MAX 48
+#define SRV_NAME_MAX 200 /* bytes of a {name} path segment, NUL included */
 #define SRV_LATENCY_BUCKETS 12
 
 /* Request counts and latencies per route, for /metrics. */
@@ -98,6 +99,7 @@ typedef struct srv_ctx {
 	uint64_t requests;
 	srv_route_stats route_stats[SRV_ROUTES_MAX + 1]; /* the last one: no route matched */
 	uint64_t latency[SRV_LATENCY_BUCKETS + 1];      /* cumulative histogram, +Inf last */
+	struct srv_boinc *boinc; /* BOINC support (srv_boinc.h); NULL: its routes answer 404 */
 } srv_ctx;
 
 /* A request as it came in, without evhttp types, so tests and fuzzers can make one. */
@@ -108,6 +110,7 @@ typedef struct srv_call {
 	const char *content_encoding; /* header value or NULL */
 	const char *host;             /* header value or NULL */
 	const char *query;            /* the URI's query string (after '?') or NULL */
+	const char *range;            /* the Range header or NULL (downloads) */
 	const char *peer;             /* the client's address, for rate limits (NULL: none) */
 	const unsigned char *body;
 	size_t body_len;
@@ -120,6 +123,8 @@ typedef struct srv_req {
 	json_t *body;    /* the parsed body object (routes that take one), else NULL */
 	int64_t id;      /* the {id} of the path, if the route has one */
 	char hash[65];   /* the {hash} of the path (64 lowercase hex digits), if the route has one */
+	char name[SRV_NAME_MAX]; /* the {name} of the path (a file name), if the route has one */
+	char content_range[80];  /* a 206 reply's Content-Range */
 	const unsigned char *in; /* BODY_RAW routes: the body's bytes (inflated if gzip) */
 	size_t in_len;
 	unsigned char *in_owned; /* an inflated body, freed by srv_req_clear */
@@ -234,6 +239,11 @@ ts_err api_enroll_disable_nodes(srv_ctx *ctx, srv_req *r);
 ts_err api_stats(srv_ctx *ctx, srv_req *r);
 ts_err api_job_units(srv_ctx *ctx, srv_req *r);
 ts_err api_metrics(srv_ctx *ctx, srv_req *r);
+/* BOINC (srv_boinc.c, srv_boinc_files.c). */
+ts_err api_boinc_master(srv_ctx *ctx, srv_req *r);
+ts_err api_boinc_scheduler(srv_ctx *ctx, srv_req *r);
+ts_err api_boinc_download(srv_ctx *ctx, srv_req *r);
+ts_err api_boinc_upload(srv_ctx *ctx, srv_req *r);
 /* Serves an embedded web/ file for a GET path, or TS_ERR_NOT_FOUND. */
 ts_err srv_assets_serve(const char *path, srv_req *r);
 

@@ -17,6 +17,7 @@
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_lock.h"
+#include "srv_boinc.h"
 #include "srv_tls.h"
 #include "srv_work.h"
 #include "ts_token.h"
@@ -374,6 +375,10 @@ static int cmd_init(const struct opts *o)
 		fprintf(stderr, "tessera-server: cannot create the key and certificate\n");
 		goto out;
 	}
+	if (srv_boinc_key_ensure(o->data)) {
+		fprintf(stderr, "tessera-server: cannot create the BOINC code-signing key\n");
+		goto out;
+	}
 	if (srv_db_open(dbpath, 1, &db) || srv_auth_hash_password(password, hash))
 		goto out;
 	sqlite3_stmt *st = srv_db_stmt(db, Q_USER_INSERT);
@@ -513,6 +518,10 @@ static int cmd_run(const struct opts *o)
 		goto out;
 	sqlite3_busy_timeout(srv_db_handle(ctx.db), (int)o->cfg.busy_timeout_ms);
 	srv_db_set_group(ctx.db, (int)ctx.cfg.group_commit);
+	/* After the privilege drop: keys made now (a store older than BOINC support) are the
+	 * server user's. */
+	if (srv_boinc_start(&ctx))
+		goto out;
 	char portstr[16];
 	int n = snprintf(portstr, sizeof(portstr), "%d\n", ctx.port);
 	if (ts_write_file(portfile, portstr, (size_t)n, 0600)) {
@@ -535,6 +544,7 @@ out:
 	if (sigterm)
 		event_free(sigterm);
 	srv_http_stop(&ctx);
+	srv_boinc_stop(&ctx);
 	if (ctx.base)
 		event_base_free(ctx.base);
 	srv_db_close(ctx.db);

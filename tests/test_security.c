@@ -287,7 +287,7 @@ Test(security, client_rides_out_a_store_outage, .fini = teardown, .timeout = 300
 static void chown_dir(const char *dir, uid_t uid, gid_t gid)
 {
 	static const char *const files[] = {"", "/server.key", "/server.crt", "/tessera.db",
-					    "/tessera.db-wal", "/tessera.db-shm"};
+					    "/tessera.db-wal", "/tessera.db-shm", "/boinc_sign.key", "/boinc_secret.key"};
 	char path[600];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", dir, files[i]);

@@ -67,13 +67,20 @@ export default {
         const command = r.command || `tessera-client enroll ${location.origin} ${r.token}`;
         const copyBtn = h('button.small.copy#token-copy', { type: 'button' }, 'Copy');
         copyBtn.addEventListener('click', () => copy(command, copyBtn));
+        // The same token is a BOINC account key: stock BOINC clients attach with it.
+        const boinc = r.boinc_command || `boinccmd --project_attach ${location.origin}/boinc/ ${r.token}`;
+        const boincBtn = h('button.small.copy#token-copy-boinc', { type: 'button' }, 'Copy');
+        boincBtn.addEventListener('click', () => copy(boinc, boincBtn));
         fill(created, h('section.card.created',
           h('h2', 'Token created'),
           h('p', `Run this on the machine to enroll (${int(r.uses)} use${r.uses === 1 ? '' : 's'}, until ${datetime(r.expires_at)}). `,
             h('strong', 'It is shown only once.')),
           h('div.command', h('code#token-command', command), copyBtn),
           r.pin ? h('p.muted', 'Server key pin: ', h('code', r.pin)) : null,
-          h('p.muted', 'Then start the node with ', h('code', 'tessera-client run'), '.')));
+          h('p.muted', 'Then start the node with ', h('code', 'tessera-client run'), '.'),
+          h('p', 'Or attach a BOINC client with the same token as its account key (BOINC Manager: ',
+            h('em', 'Add project'), ', this URL and the token):'),
+          h('div.command', h('code#token-boinc-command', boinc), boincBtn)));
         ctx.refresh();
       } catch (e) {
         err.show(e, 'Could not create the token.');

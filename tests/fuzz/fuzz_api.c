@@ -3,18 +3,27 @@
  * store. Invariants: no crash, no 5xx, every error is a JSON error with a printable message
  * (valid UTF-8, no control characters), and a refused request changes nothing in the store.
  * Input: [route][caller|gzip][id] body... ({hash} routes get a fixed file hash; the output
- * routes take the body's first line as their query string as well.) */
+ * routes take the body's first line as their query string as well, and {name} routes as their
+ * name.) BOINC's routes run with keys in a temp dir, a stand-in app file, and a fixed
+ * enrollment token that the corpus uses as the account key (FUZZ_BOINC_KEY). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <ftw.h>
+#include <unistd.h>
+
 #include "srv_auth.h"
+#include "srv_boinc.h"
 #include "srv_db.h"
 #include "srv_http.h"
 #include "ts_token.h"
 #include "ts_util.h"
 
 enum { CALLER_NONE, CALLER_ADMIN, CALLER_USER, CALLER_NODE, CALLER_RAW, CALLERS };
+
+/* "tse1.<43 secret>.<43 pin>": the secret "B...BA", the pin all 'A'. */
+#define FUZZ_BOINC_KEY "tse1.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 static srv_ctx ctx;
 static char tokens[CALLERS][TS_TOKEN_MAX];
@@ -25,6 +34,18 @@ static void must(int ok, const char *what)
 		fprintf(stderr, "fuzz set-up failed: %s\n", what);
 		abort();
 	}
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* The BOINC temp dir goes with the fuzzer. */
+static void remove_data_dir(void)
+{
+	if (ctx.data_dir[0])
+		nftw(ctx.data_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void setup(void)
@@ -55,6 +76,29 @@ static void setup(void)
 	must(srv_auth_issue(ctx.db, "node", 0, 1, 0, 0, NULL, now, tokens[CALLER_NODE]) == TS_OK, "t");
 	/* alice may run programs: uploads and program jobs reach their handlers. */
 	must(SRV_EXEC(ctx.db, Q_USER_SET_PROGRAMS, 2, 1) == TS_OK, "grant");
+	/* BOINC: keys and files in a temp dir, an app file of a few bytes, a known account key. */
+	char dir[] = "/tmp/tessera-fuzz-XXXXXX", apps[64], app[96];
+	must(mkdtemp(dir) != NULL, "temp dir");
+	snprintf(ctx.data_dir, sizeof(ctx.data_dir), "%s", dir);
+	atexit(remove_data_dir);
+	snprintf(apps, sizeof(apps), "%s/apps", dir);
+	snprintf(app, sizeof(app), "%s/tessera-boinc-x86_64", apps);
+	must(ts_mkdirs(apps, 0700) == TS_OK && ts_write_file(app, "#!/bin/true\n", 12, 0700) == TS_OK, "app");
+	setenv("TESSERA_BOINC_APPS", apps, 1);
+	must(srv_boinc_start(&ctx) == TS_OK, "boinc");
+	char secret[TS_TOKEN_MAX], khash[TS_TOKEN_HASH_HEX];
+	must(ts_token_parse_enroll(FUZZ_BOINC_KEY, secret, NULL) == TS_OK, "boinc key");
+	ts_token_hash(secret, khash);
+	st = srv_db_stmt(ctx.db, Q_TOKEN_INSERT);
+	sqlite3_bind_text(st, 1, khash, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, "enroll", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, 1);
+	sqlite3_bind_null(st, 4);
+	sqlite3_bind_int64(st, 5, 1000000);
+	sqlite3_bind_int64(st, 6, now + 86400 * 365);
+	sqlite3_bind_int64(st, 7, now);
+	sqlite3_bind_null(st, 8);
+	must(srv_db_exec(ctx.db, st) == TS_OK, "enroll token");
 	/* Rate limits off: the fuzzer is one very fast client. */
 	ctx.lim_addr = ctx.lim_token = ctx.lim_login = NULL;
 }
@@ -73,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const srv_route *rt = &routes[data[0] % n];
 	int caller = (data[1] & 0x7f) % CALLERS, gzip = data[1] & 0x80;
 	char path[160], authz[TS_TOKEN_MAX + 16], raw[64];
-	const char *hole = strstr(rt->path, "{id}"), *hash = strstr(rt->path, "{hash}");
+	const char *hole = strstr(rt->path, "{id}"), *hash = strstr(rt->path, "{hash}"), *name = strstr(rt->path, "{name}");
 	char query[64] = "";
 	if (hole)
 		snprintf(path, sizeof(path), "%.*s%u%s", (int)(hole - rt->path), rt->path, data[2], hole + 4);
@@ -82,13 +126,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 "ab08508fdf5ca4da5c4995987bc41c56c048aaa5eeb046417ae4049b7d40286e", hash + 6);
 	else
 		snprintf(path, sizeof(path), "%s", rt->path);
-	if (strstr(rt->path, "/output")) {
+	if (strstr(rt->path, "/output") || name) {
 		size_t k = 0;
 		while (k + 3 < size && k < sizeof(query) - 1 && data[3 + k] != '\n' && data[3 + k])
 			k++;
 		memcpy(query, data + 3, k);
 		query[k] = '\0';
 	}
+	if (name)
+		snprintf(path, sizeof(path), "%.*s%s", (int)(name - rt->path), rt->path, query);
 	data += 3;
 	size -= 3;
 	const char *auth = NULL;
