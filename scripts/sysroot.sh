@@ -11,7 +11,7 @@ set -euo pipefail
 
 arch=${1:?usage: scripts/sysroot.sh ARCH}
 # The runtime libraries come in as their dependencies: the same root serves qemu-user's -L.
-pkgs=(libevent-dev libssl-dev libsqlite3-dev zlib1g-dev libjansson-dev libcurl4-openssl-dev
+pkgs=(libevent-dev libssl-dev libsqlite3-dev zlib1g-dev libjansson-dev libexpat1-dev libcurl4-openssl-dev
       libopenmpi-dev libc6-dev)
 suite=bookworm
 # The mirror: $TESSERA_DEBIAN_MIRROR, else the one this machine's apt sources give for bookworm
