@@ -65,6 +65,16 @@ build() {
 	ldflags=$(cd "$src" && DEB_HOST_ARCH="$arch" DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)
 	flags+=("-DCMAKE_C_FLAGS_RELWITHDEBINFO=$cflags" "-DCMAKE_EXE_LINKER_FLAGS_RELWITHDEBINFO=$ldflags")
 	[ -n "$tc" ] && flags+=(-DCMAKE_TOOLCHAIN_FILE="$tc" -DTESSERA_SYSROOT="$sysroot")
+	# The BOINC apps (static, for volunteers' x86_64, aarch64 and armhf machines) come from the
+	# native build, which makes all three: a cross-built server package carries the same ones.
+	if [ -n "$tc" ]; then
+		if [ -d "$build_root/amd64/boinc-apps" ]; then
+			flags+=(-DTESSERA_BOINC_APPS_DIR="$build_root/amd64/boinc-apps")
+		else
+			log "$arch: no native build's BOINC apps (build amd64 first): this server package serves none"
+			flags+=(-DTESSERA_BOINC_APPS_DIR=)
+		fi
+	fi
 	log "$arch: building in $bdir"
 	cmake -S "$src" -B "$bdir" "${flags[@]}" >"$bdir.configure.log" 2>&1 ||
 		{ tail -20 "$bdir.configure.log" >&2; die "$arch: cmake configure failed ($bdir.configure.log)"; }
@@ -217,6 +227,15 @@ for arch in "${archs[@]}"; do
 	install -D -m 0644 "$src/packaging/systemd/tessera-server.service" "$r/lib/systemd/system/tessera-server.service"
 	install -D -m 0644 "$src/packaging/default/tessera-server" "$r/etc/default/tessera-server"
 	install -D -m 0644 "$src/packaging/man/tessera-server.1" "$r/usr/share/man/man1/tessera-server.1"
+	# The BOINC apps the server hands to stock BOINC clients: static programs for the volunteers'
+	# architectures, payload rather than programs of this machine (hence the lintian overrides).
+	apps=$build_root/$arch/inst/usr/lib/tessera/boinc-apps
+	if [ -d "$apps" ] && [ -n "$(ls -A "$apps")" ]; then
+		install -d -m 0755 "$r/usr/lib/tessera/boinc-apps"
+		install -m 0755 "$apps"/* "$r/usr/lib/tessera/boinc-apps/"
+		install -D -m 0644 "$src/packaging/lintian/tessera-server" \
+			"$r/usr/share/lintian/overrides/tessera-server"
+	fi
 	maint tessera-server postinst tessera /var/lib/tessera tessera-server.service "Tessera server" \
 		"$src/packaging/maint/server-init.sh"
 	maint tessera-server prerm tessera /var/lib/tessera tessera-server.service ""
