@@ -207,20 +207,34 @@ static ts_err auth_issue(srv_db *db, const char *kind, int64_t user_id, int64_t 
 	return srv_db_exec(db, st);
 }
 
-ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now, int64_t *token_id)
+/* The row of a live enrollment token (not revoked, its volunteer not disabled): st is left on
+ * it for the caller to read and reset; hash gets the token's hash. Uses and expiry are the
+ * caller's: they limit new nodes only. */
+static ts_err enroll_row(srv_db *db, const char *token, char hash[TS_TOKEN_HASH_HEX], sqlite3_stmt **st)
 {
-	char secret[TS_TOKEN_MAX], hash[TS_TOKEN_HASH_HEX];
-	if (ts_token_parse_enroll(token, secret, NULL))
+	char secret[TS_TOKEN_MAX];
+	if (strlen(token) >= TS_TOKEN_MAX || ts_token_parse_enroll(token, secret, NULL))
 		return TS_ERR_UNAUTHORIZED;
 	ts_token_hash(secret, hash);
+	ts_err result = token_row(db, hash, st);
+	if (result)
+		return result;
+	const char *kind = (const char *)sqlite3_column_text(*st, 1);
+	if (kind && strcmp(kind, "enroll") == 0 && !sqlite3_column_int(*st, 6) && !sqlite3_column_int(*st, 9))
+		return TS_OK;
+	sqlite3_reset(*st);
+	return TS_ERR_UNAUTHORIZED;
+}
+
+ts_err srv_auth_use_enroll(srv_db *db, const char *token, int64_t now, int64_t *token_id)
+{
+	char hash[TS_TOKEN_HASH_HEX];
 	sqlite3_stmt *st;
-	ts_err result = token_row(db, hash, &st);
+	ts_err result = enroll_row(db, token, hash, &st);
 	if (result)
 		return result;
 	result = TS_ERR_UNAUTHORIZED;
-	const char *kind = (const char *)sqlite3_column_text(st, 1);
-	if (!kind || strcmp(kind, "enroll") != 0 || sqlite3_column_int(st, 6) || sqlite3_column_int(st, 9) ||
-	    sqlite3_column_int64(st, 4) <= 0 || sqlite3_column_int64(st, 5) <= now)
+	if (sqlite3_column_int64(st, 4) <= 0 || sqlite3_column_int64(st, 5) <= now)
 		goto out;
 	*token_id = sqlite3_column_int64(st, 10);
 	sqlite3_reset(st);
@@ -236,21 +250,14 @@ out:
 
 ts_err srv_auth_enroll_live(srv_db *db, const char *token, int64_t *token_id)
 {
-	char secret[TS_TOKEN_MAX], hash[TS_TOKEN_HASH_HEX];
-	if (strlen(token) >= TS_TOKEN_MAX || ts_token_parse_enroll(token, secret, NULL))
-		return TS_ERR_UNAUTHORIZED;
-	ts_token_hash(secret, hash);
+	char hash[TS_TOKEN_HASH_HEX];
 	sqlite3_stmt *st;
-	ts_err result = token_row(db, hash, &st);
+	ts_err result = enroll_row(db, token, hash, &st);
 	if (result)
 		return result;
-	const char *kind = (const char *)sqlite3_column_text(st, 1);
-	/* Uses and expiry limit new hosts only, as they limit new tessera-client nodes. */
-	result = kind && strcmp(kind, "enroll") == 0 && !sqlite3_column_int(st, 6) && !sqlite3_column_int(st, 9)
-		 ? TS_OK : TS_ERR_UNAUTHORIZED;
 	*token_id = sqlite3_column_int64(st, 10);
 	sqlite3_reset(st);
-	return result;
+	return TS_OK;
 }
 
 /* A fixed hash to check against when the user does not exist, so the answer takes as long. */

@@ -316,23 +316,19 @@ static ts_err fetch_stragglers(srv_db *db, srv_req *r, struct batch *b)
 	return result;
 }
 
+/* A fetch body's fields; wait_s last: a report's "fetch" takes all but that one. */
 static const srv_field fetch_fields[] = {
 	{"max_units", F_INT, 0, 1, FETCH_MAX_UNITS},
 	{"seconds", F_NUM, 0, 0.001, 86400},
-	{"wait_s", F_NUM, 0, 0, FETCH_MAX_WAIT_S},
 	{"holding", F_ARR, 0, 0, FETCH_MAX_UNITS},
+	{"wait_s", F_NUM, 0, 0, FETCH_MAX_WAIT_S},
 };
 
 /* A report's "fetch" is a fetch without the wait: a node that reports is busy by definition. */
 ts_err srv_lease_check(const json_t *spec, char *why, size_t whylen)
 {
-	static const srv_field fields[] = {
-		{"max_units", F_INT, 0, 1, FETCH_MAX_UNITS},
-		{"seconds", F_NUM, 0, 0.001, 86400},
-		{"holding", F_ARR, 0, 0, FETCH_MAX_UNITS},
-	};
 	struct batch b = {.n_holding = 0};
-	ts_err result = srv_json_check(spec, fields, TS_ARRAY_LEN(fields), why, whylen);
+	ts_err result = srv_json_check(spec, fetch_fields, TS_ARRAY_LEN(fetch_fields) - 1, why, whylen);
 	return result ? result : holding_parse(json_object_get(spec, "holding"), &b, why, whylen);
 }
 

@@ -11,10 +11,16 @@
 #include "srv_work.h"
 #include "ts_util.h"
 
-ts_err srv_work_node_seen(srv_db *db, const srv_req *r)
+ts_err srv_work_node_seen(srv_db *db, srv_req *r)
 {
-	/* Liveness is kept to the second: a node's many requests in one second write it once. */
-	return r->who.last_seen >= r->now ? TS_OK : SRV_EXEC(db, Q_NODE_SEEN, r->who.node_id, r->now);
+	/* Liveness is kept to the second: a node's many requests in one second write it once
+	 * (and a report that carries a fetch, once). */
+	if (r->who.last_seen >= r->now)
+		return TS_OK;
+	ts_err result = SRV_EXEC(db, Q_NODE_SEEN, r->who.node_id, r->now);
+	if (!result)
+		r->who.last_seen = r->now;
+	return result;
 }
 
 ts_err api_node_heartbeat(srv_ctx *ctx, srv_req *r)

@@ -23,6 +23,6 @@ ts_err srv_work_volunteer_disable(srv_ctx *ctx, int64_t enroll_token, int64_t no
  * wait_s), and filling a batch of units for the requesting node as a fetch does. */
 ts_err srv_lease_check(const json_t *spec, char *why, size_t whylen);
 ts_err srv_lease_fill(srv_ctx *ctx, srv_req *r, const json_t *spec, json_t **units);
-ts_err srv_work_node_seen(srv_db *db, const srv_req *r);
+ts_err srv_work_node_seen(srv_db *db, srv_req *r);
 
 #endif

@@ -376,16 +376,9 @@ Test(enroll, token_from_stdin_or_the_environment, .init = srv_start, .fini = srv
 /* Enrolls a node called name and starts it, computing on one thread with 1 s heartbeats. */
 static pid_t dispatch_node(const char *name, int64_t *node_id)
 {
-	char token[160], state[400], log[400], out[4096], sql[200];
-	snprintf(state, sizeof(state), "%s/%s", srv.dir, name);
+	char state[400], log[400];
 	snprintf(log, sizeof(log), "%s/%s.log", srv.dir, name);
-	th_enroll_token(&srv, 1, token, sizeof(token));
-	char *enroll[] = {(char *)th_bin("tessera-client"), "enroll", srv.url, token, "--state", state,
-			  "--name", (char *)name, "--no-bench", NULL};
-	cr_assert_eq(th_run(enroll, NULL, 60, out, sizeof(out)), 0, "enroll: %s", out);
-	snprintf(sql, sizeof(sql), "SELECT id FROM nodes WHERE name = '%s'", name);
-	*node_id = th_db_int(&srv, sql);
-	cr_assert_gt(*node_id, 0);
+	*node_id = th_client_enroll(&srv, name, state, sizeof(state));
 	char *run[] = {(char *)th_bin("tessera-client"), "run", "--state", state, "--threads", "1",
 		       "--no-bench", "--heartbeat", "1", "--max-rate", "1e5", NULL};
 	return th_spawn(run, NULL, log);

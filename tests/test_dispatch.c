@@ -46,6 +46,16 @@ static int64_t unit_id(const json_t *reply, size_t i)
 	return json_integer_value(json_object_get(json_array_get(json_object_get(reply, "units"), i), "id"));
 }
 
+/* A fetch that must hand out exactly one unit: its id. */
+static int64_t fetch_one(const char *token, const char *body)
+{
+	json_t *reply = fetch_body(token, body);
+	cr_assert_eq(n_units(reply), 1, "fetch %s: %zu units, not 1", body, n_units(reply));
+	int64_t id = unit_id(reply, 0);
+	json_decref(reply);
+	return id;
+}
+
 /* An idle node's long-poll is answered with the units of a job submitted while it waits. */
 Test(dispatch, long_poll_answers_when_work_appears, .init = setup, .fini = teardown, .timeout = 60)
 {
@@ -202,11 +212,8 @@ Test(dispatch, idle_node_races_a_straggler, .init = setup, .fini = teardown, .ti
 	th_enroll_rated(&srv, "slow", 1e3, slow, sizeof(slow));
 	th_enroll_rated(&srv, "fast", 1e9, fast, sizeof(fast));
 	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":4},\"units\":1}");
-	json_t *reply = fetch_body(slow, "{\"max_units\":1}");
-	cr_assert_eq(n_units(reply), 1);
-	int64_t unit = unit_id(reply, 0);
-	json_decref(reply);
-	reply = fetch_body(fast, "{\"max_units\":4}");
+	int64_t unit = fetch_one(slow, "{\"max_units\":1}");
+	json_t *reply = fetch_body(fast, "{\"max_units\":4}");
 	cr_assert_eq(n_units(reply), 1, "the idle node got no copy of the straggler");
 	cr_expect_eq(unit_id(reply, 0), unit);
 	json_decref(reply);
@@ -263,11 +270,8 @@ Test(dispatch, a_late_holder_is_raced, .init = setup, .fini = teardown, .timeout
 	th_enroll_rated(&srv, "idle", 1e6, idle, sizeof(idle));
 	th_enroll_rated(&srv, "third", 1e6, third, sizeof(third));
 	int64_t job = th_submit(&srv, "{\"kernel\":\"montecarlo_pi\",\"params\":{\"samples\":1000000,\"seed\":6},\"units\":1}");
-	json_t *reply = fetch_body(holder, "{\"max_units\":1}");
-	cr_assert_eq(n_units(reply), 1);
-	int64_t unit = unit_id(reply, 0);
-	json_decref(reply);
-	reply = fetch_body(idle, "{\"max_units\":1}");
+	int64_t unit = fetch_one(holder, "{\"max_units\":1}");
+	json_t *reply = fetch_body(idle, "{\"max_units\":1}");
 	cr_expect_eq(n_units(reply), 0, "a slower node raced a holder on time");
 	json_decref(reply);
 	/* 1 ms of work by its rate, leased 10 s ago: late. */

@@ -60,26 +60,13 @@ static int log_has(const char *path, const char *needle)
 	return found;
 }
 
-static void nap(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	nanosleep(&ts, NULL);
-}
-
 /* Enrolls a client called name and starts `run` with the fake machine and extra arguments
  * (NULL-terminated, at most 6); its output goes to DIR/name.log. */
 static pid_t start_node(const char *name, const char *const *extra, int64_t *node_id)
 {
-	char token[160], state[400], log[400], out[4096], sql[200], env_root[500];
-	snprintf(state, sizeof(state), "%s/%s", srv.dir, name);
+	char state[400], log[400], env_root[500];
 	snprintf(log, sizeof(log), "%s/%s.log", srv.dir, name);
-	th_enroll_token(&srv, 1, token, sizeof(token));
-	char *enroll[] = {(char *)th_bin("tessera-client"), "enroll", srv.url, token, "--state", state,
-			  "--name", (char *)name, "--no-bench", NULL};
-	cr_assert_eq(th_run(enroll, NULL, 60, out, sizeof(out)), 0, "enroll: %s", out);
-	snprintf(sql, sizeof(sql), "SELECT id FROM nodes WHERE name = '%s'", name);
-	*node_id = th_db_int(&srv, sql);
-	cr_assert_gt(*node_id, 0);
+	*node_id = th_client_enroll(&srv, name, state, sizeof(state));
 	char *run[16] = {(char *)th_bin("tessera-client"), "run", "--state", state, "--threads", "1",
 			 "--no-bench", "--heartbeat", "1"};
 	size_t n = 9;
@@ -119,7 +106,7 @@ static void api_paused(int64_t id, char *out, size_t cap)
 static int wait_paused(int64_t id, const char *want, double timeout_s)
 {
 	char now[32] = "?";
-	for (double until = ts_mono() + timeout_s; ts_mono() < until; nap(0.05)) {
+	for (double until = ts_mono() + timeout_s; ts_mono() < until; th_sleep(0.05)) {
 		api_paused(id, now, sizeof(now));
 		if (strcmp(now, want) == 0)
 			return 1;
@@ -138,6 +125,15 @@ static int64_t count_replicas(int64_t job, int64_t node, int state)
 
 #define LEASED 1 /* enum wu_replica_state */
 #define REPORTED 2
+
+/* Whether node leased a unit of job within 30 s. */
+static int wait_leased(int64_t job, int64_t node)
+{
+	for (double until = ts_mono() + 30; ts_mono() < until; th_sleep(0.02))
+		if (count_replicas(job, node, LEASED) > 0)
+			return 1;
+	return 0;
+}
 
 static char *metrics(void)
 {
@@ -163,10 +159,7 @@ Test(pause, hot_node_pauses_keeps_its_leases_and_finishes_exactly_when_cool, .in
 				      "\"seed\":42},\"units\":2,\"deadline_s\":600}");
 	const char *args[] = {"--max-rate", "1e5", "--max-temp", "70", NULL};
 	pid_t pid = start_node("hot-node", args, &node);
-	double until = ts_mono() + 30;
-	while (count_replicas(job, node, LEASED) == 0 && ts_mono() < until)
-		nap(0.02);
-	cr_assert_gt(count_replicas(job, node, LEASED), 0, "the node never leased a unit");
+	cr_assert(wait_leased(job, node), "the node never leased a unit");
 	cr_expect(wait_paused(node, "", 5), "a cool node shows as paused");
 
 	put("/sys/class/thermal/thermal_zone0/temp", "85000\n");
@@ -176,7 +169,7 @@ Test(pause, hot_node_pauses_keeps_its_leases_and_finishes_exactly_when_cool, .in
 	/* Nothing is computed while paused: the unit it was computing (5 s) is not finished 8 s
 	 * later. Past the node timeout (4 s, and the 2 s sweep) its units stay its own. */
 	cr_expect_eq(count_replicas(job, node, REPORTED), 0, "a unit was done before the pause");
-	nap(8.0 - (ts_mono() - hot_at));
+	th_sleep(8.0 - (ts_mono() - hot_at));
 	cr_expect_eq(count_replicas(job, node, REPORTED), 0, "a paused node went on computing");
 	cr_expect_gt(count_replicas(job, node, LEASED), 0, "the paused node's leases were lost");
 	cr_expect_not(log_has(srvlog, "leases of lost nodes"), "the server took a paused node's units");
@@ -209,7 +202,7 @@ Test(pause, hot_node_pauses_keeps_its_leases_and_finishes_exactly_when_cool, .in
 
 	/* 68 C is below the limit but within its 5 degrees: still paused. 60 C resumes. */
 	put("/sys/class/thermal/thermal_zone0/temp", "68000\n");
-	nap(2.0);
+	th_sleep(2.0);
 	cr_expect(wait_paused(node, "hot", 0.5), "resumed within the hysteresis margin");
 	put("/sys/class/thermal/thermal_zone0/temp", "60000\n");
 	cr_expect(wait_paused(node, "", 5), "the node did not resume when cool");
@@ -241,7 +234,7 @@ static void *stat_writer(void *arg)
 		snprintf(text, sizeof(text), "cpu  %llu 0 0 %llu 0 0 0 0 0 0\n", (unsigned long long)b,
 			 (unsigned long long)(total - b));
 		put("/proc/stat", text);
-		nap(0.1);
+		th_sleep(0.1);
 	}
 	return NULL;
 }
@@ -260,16 +253,14 @@ Test(pause, busy_machine_pauses_the_node_until_the_others_are_done, .init = srv_
 				      "\"seed\":42},\"units\":2,\"deadline_s\":600}");
 	const char *args[] = {"--max-rate", "1e5", "--pause-when-busy", "50", NULL};
 	pid_t pid = start_node("busy-node", args, &node);
-	double until = ts_mono() + 30;
-	while (count_replicas(job, node, LEASED) == 0 && ts_mono() < until)
-		nap(0.02);
+	cr_assert(wait_leased(job, node), "the node never leased a unit");
 	cr_expect(wait_paused(node, "", 1), "a quiet machine paused the node");
 	/* Others take 95% of the machine: far above 50% even after the node's own time. */
 	stat_busy_pct = 95;
 	cr_expect(wait_paused(node, "busy", 6), "the node did not show paused: busy");
 	cr_expect(log_has(log, "paused: busy (other processes "), "the log does not say why it paused");
 	cr_expect_eq(count_replicas(job, node, REPORTED), 0, "a unit was done before the pause");
-	nap(2.0);
+	th_sleep(2.0);
 	cr_expect_eq(count_replicas(job, node, REPORTED), 0, "a paused node went on computing");
 	stat_busy_pct = 5;
 	cr_expect(wait_paused(node, "", 6), "the node did not resume when the machine was quiet");
@@ -301,7 +292,7 @@ Test(pause, outside_its_hours_a_node_takes_no_work, .init = srv_start, .fini = s
 	const char *args[] = {"--hours", window, "--max-temp", "70", NULL};
 	pid_t pid = start_node("night-node", args, &node);
 	cr_assert(wait_paused(node, "hours", 10), "the node did not show paused: hours (%s)", window);
-	nap(1.0);
+	th_sleep(1.0);
 	cr_expect_eq(count_replicas(job, node, LEASED) + count_replicas(job, node, REPORTED), 0,
 		     "a node outside its hours took units");
 	cr_expect(log_has(log, "paused: hours ("), "the log does not say why it paused");

@@ -419,6 +419,20 @@ void th_enroll_token(const th_server *s, int uses, char *out, size_t cap)
 	json_decref(reply);
 }
 
+int64_t th_client_enroll(const th_server *s, const char *name, char *state, size_t cap)
+{
+	char token[160], out[4096], sql[200];
+	snprintf(state, cap, "%s/%s", s->dir, name);
+	th_enroll_token(s, 1, token, sizeof(token));
+	char *argv[] = {(char *)th_bin("tessera-client"), "enroll", (char *)s->url, token, "--state", state,
+			"--name", (char *)name, "--no-bench", NULL};
+	cr_assert_eq(th_run(argv, NULL, 60, out, sizeof(out)), 0, "enroll %s: %s", name, out);
+	snprintf(sql, sizeof(sql), "SELECT id FROM nodes WHERE name = '%s'", name);
+	int64_t id = th_db_int(s, sql);
+	cr_assert_gt(id, 0, "node %s is not in the store", name);
+	return id;
+}
+
 int64_t th_submit(const th_server *s, const char *body)
 {
 	json_t *reply = NULL;

@@ -78,6 +78,9 @@ size_t th_db_ints(const th_server *s, const char *sql, int64_t *out, size_t cap)
 
 /* Creates an enrollment token (admin) with that many uses. */
 void th_enroll_token(const th_server *s, int uses, char *out, size_t cap);
+/* Enrolls a real `tessera-client enroll --no-bench` called name with a one-use token, its state
+ * in state (DIR/name, cap bytes). Returns the node's id. */
+int64_t th_client_enroll(const th_server *s, const char *name, char *state, size_t cap);
 /* Enrolls a node through the API (as a test-driven node); writes its token. Returns its id. */
 int64_t th_enroll_node(const th_server *s, const char *name, char *token, size_t cap);
 /* Enrolls a node that states its measured montecarlo_pi rate (indices/s, 4 cores); writes its
